@@ -1,0 +1,57 @@
+# Everyday commands. `make run` and `make test` work on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+STAMP := $(VENV)/.installed-stamp
+PO := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
+MO := $(PO:.po=.mo)
+
+.PHONY: install run test test-sqlite test-postgres lint format bench translations extract-messages scheduler clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+%.mo: %.po $(STAMP)
+	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@
+
+install: $(STAMP) $(MO)
+
+translations: $(MO)
+
+extract-messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations
+
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) demo-data
+	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-true} $(FLASK) run --host 127.0.0.1 --port 8000 --with-threads --no-reload
+
+scheduler: install
+	$(FLASK) scheduler
+
+# SQLite + embedded Redis always; PostgreSQL + Redis too when TEST_DATABASE_URL / TEST_REDIS_URL are set.
+test: install
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) and Redis ($${TEST_REDIS_URL:-embedded}) =="; \
+		$(PY) -m pytest $(PYTEST_ARGS); \
+	fi
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,192 @@
+"""The application factory: a list of named register steps (cookiecutter-flask style)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from flask import Flask, request, send_from_directory
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Settings, load_config
+
+# Domain blueprints, registered in this order; each module exposes `bp` (and optionally more).
+BLUEPRINTS = (
+    "app.ops:bp",
+    "app.accounts.routes:bp",
+    "app.accounts.routes:me_bp",
+    "app.catalogue.routes:bp",
+    "app.catalogue.routes:admin_bp",
+    "booking.routes:bp",
+    "notifications.routes:bp",
+    "ticketing.routes:bp",
+)
+# Model modules, imported so that every table is in the metadata (migrations, tests).
+MODELS = (
+    "app.registry.models",
+    "app.catalogue.models",
+    "app.accounts.models",
+    "booking.models",
+    "notifications.models",
+    "ticketing.models",
+)
+# Domain start-up hooks `init_app(app)` (signal receivers, scheduler jobs, pub/sub).
+DOMAIN_INIT: tuple[str, ...] = ()
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+
+def create_app(overrides: dict[str, str] | None = None) -> Flask:
+    """Build the app from the environment (plus `overrides`, used by tests)."""
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or str(Path.cwd() / "instance"))
+    env = {**os.environ, **(overrides or {})}
+    settings = load_config(env, instance_path=app.instance_path)
+    configure_app(app, settings)
+    register_logging(app, settings)
+    register_extensions(app, settings)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_hooks(app)
+    return app
+
+
+def configure_app(app: Flask, settings: Settings) -> None:
+    """Settings into `app.config`, plus the libraries' own keys."""
+    app.config.update(settings.as_flask())
+    app.config["SETTINGS"] = settings
+    app.config["TESTING"] = settings.env == "test"
+    app.config.update(
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=256 * 1024,
+        BABEL_DEFAULT_LOCALE="ar",
+        BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
+        API_TITLE="Sanad Booking API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="api/v1/openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Bookings, urgent passports and service-centre queues. Errors share one "
+                'envelope: `{"error": {"code", "message", "details"}}`; `Accept-Language: ar|en`.'
+            }
+        },
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_STRATEGY="sliding-window-counter",
+        # Strategies use different key types: a new strategy needs a new prefix (see NOTES.md).
+        RATELIMIT_KEY_PREFIX="sanad-swc",
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_DEFAULT=settings.ratelimit_default,
+    )
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def register_logging(app: Flask, settings: Settings) -> None:
+    """JSON logs with request ids."""
+    from app.logs import configure_logging, register_request_ids
+
+    configure_logging(settings.log_level, settings.log_json)
+    register_request_ids(app)
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    """Database, migrations, Babel, Redis, rate limiter, OpenAPI, SMS sender."""
+    from app.accounts.sms import build_sender
+    from app.extensions import api, babel, db, limiter, migrate
+    from app.redis_client import create_redis
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
+    babel.init_app(app, locale_selector=select_locale)
+    redis_client = create_redis(settings)
+    app.extensions["redis"] = redis_client
+    if settings.redis_url:
+        app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
+    else:
+        app.config["RATELIMIT_STORAGE_URI"] = "redis://"
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis_client.connection_pool}
+    limiter.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    app.extensions["sms_sender"] = build_sender(
+        settings.sms_sender, settings.sms_gateway_url, settings.sms_gateway_token
+    )
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=1, x_host=1)
+    for module_name in MODELS:
+        importlib.import_module(module_name)
+    for dotted in DOMAIN_INIT:
+        module_name, _, func = dotted.partition(":")
+        getattr(importlib.import_module(module_name), func)(app)
+
+
+def select_locale() -> str:
+    """Arabic or English: the Accept-Language header, else the account's language, else Arabic."""
+    match = request.accept_languages.best_match(["ar", "en"])
+    if match:
+        return match
+    from app.security import current_principal
+
+    try:
+        principal = current_principal()
+    except Exception:  # an invalid token still gets a localised 401
+        principal = None
+    return principal.language if principal else "ar"
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every domain's blueprint; API blueprints go through flask-smorest so they are documented."""
+    from flask_smorest import Blueprint as SmorestBlueprint
+
+    from app.extensions import api
+
+    for dotted in BLUEPRINTS:
+        module_name, _, attr = dotted.partition(":")
+        blueprint = getattr(importlib.import_module(module_name), attr)
+        if isinstance(blueprint, SmorestBlueprint):
+            api.register_blueprint(blueprint)
+        else:
+            app.register_blueprint(blueprint)
+
+    import flask_swagger_ui
+
+    assets = Path(flask_swagger_ui.__file__).parent / "dist"
+
+    @app.get("/docs/assets/<path:filename>")
+    def docs_assets(filename: str):
+        """Swagger UI's files, served locally (no CDN needed inside a government network)."""
+        return send_from_directory(assets, filename, max_age=86400)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """The error envelope for everything, registered after flask-smorest's own handler."""
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    """`flask demo-data`, `flask kiosk-token`, and the domains' commands."""
+    from app.cli import register_cli
+
+    register_cli(app)
+
+
+def register_hooks(app: Flask) -> None:
+    """Metrics per request and session cleanup."""
+    from app.ops import register_metrics
+
+    register_metrics(app)

@@ -1,0 +1,1 @@
+"""Accounts: registration against the identity registry, phone verification, tokens and roles."""

@@ -1,0 +1,89 @@
+"""Accounts, one-time phone codes, refresh-token families and kiosk devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app import clock
+from app.database import UTCDateTime
+from app.extensions import db
+
+ROLES = ("citizen", "kiosk", "staff", "supervisor", "admin")
+CENTRE_ROLES = ("staff", "supervisor")
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("role IN ('citizen', 'staff', 'supervisor', 'admin')", name="role"),
+        CheckConstraint("language IN ('ar', 'en')", name="language"),
+        CheckConstraint("role NOT IN ('staff', 'supervisor') OR centre_id IS NOT NULL", name="centre_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    national_id: Mapped[str] = mapped_column(String(20), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="citizen")
+    centre_id: Mapped[str | None] = mapped_column(ForeignKey("centres.id"), index=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[dt.date] = mapped_column(Date)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    phone_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(2), default="ar")
+    residence_country: Mapped[str] = mapped_column(String(2), default="JO")
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    @property
+    def is_verified(self) -> bool:
+        return self.phone_verified_at is not None
+
+    @property
+    def is_expatriate(self) -> bool:
+        return self.residence_country.upper() != "JO"
+
+
+class PhoneCode(db.Model):
+    """A one-time code sent by SMS; only its keyed hash is kept."""
+
+    __tablename__ = "phone_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class RefreshToken(db.Model):
+    """One link in a rotating refresh-token family; a reused link revokes the family."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class KioskDevice(db.Model):
+    """A ticket machine bound to one centre; its bearer token is stored hashed and can be revoked."""
+
+    __tablename__ = "kiosk_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,354 @@
+"""Account rules: registration, phone codes, sign-in with lockout, token rotation, kiosks."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import phonenumbers
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+
+from app import clock
+from app.accounts.errors import (
+    AccountExists,
+    AccountLocked,
+    CodeExpired,
+    CodeInvalid,
+    IdentityMismatch,
+    InvalidCredentials,
+    InvalidPhone,
+    PhoneNotVerified,
+    RefreshRejected,
+    WeakPassword,
+)
+from app.accounts.models import Account, KioskDevice, PhoneCode, RefreshToken
+from app.accounts.sms import get_sms_sender
+from app.errors import NotFound
+from app.extensions import db
+from app.registry.services import lookup_person
+from app.security import KIOSK_TOKEN_PREFIX, hash_token, issue_access_token, new_opaque_token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+def password_hasher() -> PasswordHasher:
+    """argon2id with the configured cost (the library default meets OWASP's minimum)."""
+    ph = current_app.extensions.get("password_hasher")
+    if ph is None:
+        cfg = current_app.config
+        ph = PasswordHasher(
+            time_cost=cfg["ARGON2_TIME_COST"],
+            memory_cost=cfg["ARGON2_MEMORY_COST"],
+            parallelism=cfg["ARGON2_PARALLELISM"],
+        )
+        current_app.extensions["password_hasher"] = ph
+    return ph
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password`."""
+    return password_hasher().hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    """At least 10 characters, with a letter and a digit."""
+    if len(password) < 10 or not any(c.isalpha() for c in password) or not any(c.isdigit() for c in password):
+        raise WeakPassword()
+
+
+def normalise_phone(raw: str, *, residence_country: str) -> str:
+    """E.164 form of a mobile number; local numbers are read in the country of residence."""
+    try:
+        number = phonenumbers.parse(raw, residence_country.upper() or "JO")
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(details={"phone": raw}) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(details={"phone": raw})
+    kind = phonenumbers.number_type(number)
+    if kind not in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise InvalidPhone(details={"phone": raw})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _code_hash(account_id: int, code: str) -> str:
+    pepper = current_app.config["OTP_PEPPER"].encode()
+    return hmac.new(pepper, f"{account_id}:{code}".encode(), "sha256").hexdigest()
+
+
+def send_phone_code(*, account: Account) -> None:
+    """Create a fresh one-time code (older ones stop working) and text it to the account's phone."""
+    now = clock.now()
+    db.session.execute(
+        update(PhoneCode)
+        .where(PhoneCode.account_id == account.id, PhoneCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    db.session.add(
+        PhoneCode(
+            account_id=account.id,
+            code_hash=_code_hash(account.id, code),
+            expires_at=now + dt.timedelta(seconds=current_app.config["OTP_TTL_SECONDS"]),
+        )
+    )
+    db.session.commit()
+    with force_locale(account.language):
+        text = _("Your Sanad verification code is %(code)s. Do not share it with anyone.", code=code)
+    get_sms_sender().send(account.phone, text)
+
+
+def register_citizen(
+    *,
+    national_id: str,
+    date_of_birth: dt.date,
+    full_name: str,
+    phone: str,
+    password: str,
+    language: str,
+    residence_country: str,
+) -> Account:
+    """Check the person against the registry, create (or refresh an unverified) account, text a code."""
+    person = lookup_person(national_id)
+    if person is None or person.date_of_birth != date_of_birth:
+        raise IdentityMismatch()
+    check_password_strength(password)
+    country = (residence_country or person.residence_country).upper()
+    e164 = normalise_phone(phone, residence_country=country)
+    account = db.session.scalar(select(Account).where(Account.national_id == national_id))
+    if account is not None and (account.is_verified or account.role != "citizen"):
+        raise AccountExists()
+    if account is None:
+        account = Account(national_id=national_id, role="citizen")
+        db.session.add(account)
+    # An unverified account is overwritten: whoever proves the phone first owns it.
+    account.full_name = full_name.strip()
+    account.date_of_birth = date_of_birth
+    account.phone = e164
+    account.password_hash = hash_password(password)
+    account.language = language
+    account.residence_country = country
+    account.failed_logins = 0
+    db.session.flush()
+    send_phone_code(account=account)
+    return account
+
+
+def resend_phone_code(*, national_id: str) -> None:
+    """Send a new code to an unverified account; silent for unknown or verified ids (no enumeration)."""
+    account = db.session.scalar(select(Account).where(Account.national_id == national_id))
+    if account is None or account.is_verified:
+        return
+    send_phone_code(account=account)
+
+
+def verify_phone(*, national_id: str, code: str) -> TokenPair:
+    """Check the latest code (limited attempts, expiry) and sign the citizen in."""
+    now = clock.now()
+    account = db.session.scalar(select(Account).where(Account.national_id == national_id))
+    if account is None:
+        raise CodeInvalid()
+    pending = db.session.scalar(
+        select(PhoneCode)
+        .where(PhoneCode.account_id == account.id, PhoneCode.consumed_at.is_(None))
+        .order_by(PhoneCode.id.desc())
+        .limit(1)
+    )
+    if pending is None:
+        raise CodeInvalid()
+    if pending.expires_at <= now:
+        raise CodeExpired()
+    # Count the attempt atomically before comparing, so parallel guesses cannot exceed the limit.
+    counted = db.session.execute(
+        update(PhoneCode)
+        .where(PhoneCode.id == pending.id, PhoneCode.attempts < current_app.config["OTP_MAX_ATTEMPTS"])
+        .values(attempts=PhoneCode.attempts + 1)
+    ).rowcount
+    if counted != 1:
+        db.session.commit()
+        raise CodeInvalid()
+    if not hmac.compare_digest(pending.code_hash, _code_hash(account.id, code)):
+        db.session.commit()
+        raise CodeInvalid()
+    consumed = db.session.execute(
+        update(PhoneCode)
+        .where(PhoneCode.id == pending.id, PhoneCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+    ).rowcount
+    if consumed != 1:
+        db.session.rollback()
+        raise CodeInvalid()
+    account.phone_verified_at = account.phone_verified_at or now
+    return _start_session(account)
+
+
+def _start_session(account: Account, family_id: str | None = None) -> TokenPair:
+    refresh = new_opaque_token("rt_")
+    db.session.add(
+        RefreshToken(
+            account_id=account.id,
+            family_id=family_id or str(uuid.uuid4()),
+            token_hash=hash_token(refresh),
+            expires_at=clock.now() + dt.timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]),
+        )
+    )
+    db.session.commit()
+    access, lifetime = issue_access_token(
+        account_id=account.id, role=account.role, centre_id=account.centre_id, language=account.language
+    )
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=lifetime)
+
+
+_DUMMY_HASH: str | None = None
+
+
+def _spend_equal_time(password: str) -> None:
+    """Hash once for unknown ids so response time does not reveal which national ids have accounts."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password("not-a-real-password-0")
+    with contextlib.suppress(VerificationError):
+        password_hasher().verify(_DUMMY_HASH, password)
+
+
+def login(*, national_id: str, password: str) -> TokenPair:
+    """Password sign-in; repeated failures lock the account for a while."""
+    now = clock.now()
+    cfg = current_app.config
+    account = db.session.scalar(select(Account).where(Account.national_id == national_id))
+    if account is None:
+        _spend_equal_time(password)
+        raise InvalidCredentials()
+    if account.locked_until and account.locked_until > now:
+        retry = int((account.locked_until - now).total_seconds()) + 1
+        raise AccountLocked(
+            details={"until": account.locked_until.isoformat()}, headers={"Retry-After": str(retry)}
+        )
+    try:
+        password_hasher().verify(account.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        failures = db.session.scalar(
+            update(Account)
+            .where(Account.id == account.id)
+            .values(failed_logins=Account.failed_logins + 1)
+            .returning(Account.failed_logins)
+        )
+        if failures is not None and failures >= cfg["LOGIN_MAX_FAILURES"]:
+            until = now + dt.timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+            db.session.execute(
+                update(Account).where(Account.id == account.id).values(locked_until=until, failed_logins=0)
+            )
+        db.session.commit()
+        raise InvalidCredentials() from None
+    if not account.is_verified:
+        raise PhoneNotVerified()
+    if password_hasher().check_needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+    account.failed_logins = 0
+    account.locked_until = None
+    return _start_session(account)
+
+
+def refresh_session(*, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token; presenting an already-rotated one revokes its whole family."""
+    now = clock.now()
+    row = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token)))
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise RefreshRejected()
+    rotated = db.session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None)
+        )
+        .values(rotated_at=now)
+    ).rowcount
+    if rotated != 1:
+        # Reuse of a rotated token means it leaked: end every session descended from it.
+        db.session.rollback()
+        revoke_family(family_id=row.family_id)
+        raise RefreshRejected()
+    account = db.session.get(Account, row.account_id)
+    if account is None:
+        raise RefreshRejected()
+    return _start_session(account, family_id=row.family_id)
+
+
+def revoke_family(*, family_id: str) -> None:
+    """Revoke every refresh token of a family."""
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    db.session.commit()
+
+
+def logout(*, refresh_token: str) -> None:
+    """End the session the refresh token belongs to (unknown tokens are ignored)."""
+    row = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token)))
+    if row is not None:
+        revoke_family(family_id=row.family_id)
+
+
+def get_account(account_id: int) -> Account:
+    """The account, or 404."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound()
+    return account
+
+
+def update_profile(*, account_id: int, language: str | None = None) -> Account:
+    """Change what the citizen may change about themselves."""
+    account = get_account(account_id)
+    if language is not None:
+        account.language = language
+    db.session.commit()
+    return account
+
+
+def create_kiosk(*, centre_id: str, name: str) -> tuple[KioskDevice, str]:
+    """Register a ticket machine for a centre; returns the device and its bearer token (shown once)."""
+    token = new_opaque_token(KIOSK_TOKEN_PREFIX)
+    kiosk = KioskDevice(centre_id=centre_id, name=name, token_hash=hash_token(token))
+    db.session.add(kiosk)
+    db.session.commit()
+    return kiosk, token
+
+
+def revoke_kiosk(*, kiosk_id: int) -> KioskDevice:
+    """Stop a kiosk token from working."""
+    kiosk = db.session.get(KioskDevice, kiosk_id)
+    if kiosk is None:
+        raise NotFound()
+    kiosk.revoked_at = kiosk.revoked_at or clock.now()
+    db.session.commit()
+    return kiosk
+
+
+def find_kiosk_by_token(token: str) -> KioskDevice | None:
+    """The active kiosk a bearer token belongs to."""
+    kiosk = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == hash_token(token)))
+    if kiosk is None or kiosk.revoked_at is not None:
+        return None
+    return kiosk
+
+
+def require_verified(account: Account) -> None:
+    """Only verified accounts act."""
+    if not account.is_verified:
+        raise PhoneNotVerified()

@@ -1,0 +1,1 @@
+"""The catalogue: centres, counters, closures, services and offerings."""

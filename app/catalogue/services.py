@@ -1,0 +1,192 @@
+"""Catalogue rules: reading the public catalogue and the admin's changes to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from blinker import Namespace
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.catalogue.models import Centre, Closure, Counter, Offering, Service
+from app.errors import Conflict, NotFound
+from app.extensions import db
+
+_signals = Namespace()
+# Sent after an admin changes hours, closures or slot shape; booking regenerates future free slots.
+schedule_changed = _signals.signal("schedule-changed")
+
+
+def get_centre(centre_id: str) -> Centre:
+    """An active centre, or 404."""
+    centre = db.session.get(Centre, centre_id)
+    if centre is None or not centre.active:
+        raise NotFound()
+    return centre
+
+
+def get_service(code: str) -> Service:
+    """An active service, or 404."""
+    service = db.session.get(Service, code)
+    if service is None or not service.active:
+        raise NotFound()
+    return service
+
+
+def get_offering(*, centre_id: str, service_code: str) -> Offering:
+    """The active offering of a service at a centre, or 404."""
+    offering = db.session.scalar(
+        select(Offering).where(
+            Offering.centre_id == centre_id, Offering.service_code == service_code, Offering.active.is_(True)
+        )
+    )
+    if offering is None:
+        raise NotFound()
+    return offering
+
+
+def list_services():
+    """The active services, as a query to paginate."""
+    return select(Service).where(Service.active.is_(True)).order_by(Service.code)
+
+
+def list_centres(*, service: str | None = None, city: str | None = None, kind: str | None = None):
+    """Active centres, optionally those offering a service, in a city, or of a kind."""
+    query = select(Centre).where(Centre.active.is_(True)).order_by(Centre.id)
+    if service:
+        query = query.where(
+            Centre.id.in_(
+                select(Offering.centre_id).where(Offering.service_code == service, Offering.active.is_(True))
+            )
+        )
+    if city:
+        query = query.where(Centre.city.ilike(city))
+    if kind:
+        query = query.where(Centre.kind == kind)
+    return query
+
+
+def centre_today(centre: Centre) -> dt.date:
+    """Today's date in the centre's own zone."""
+    return clock.now().astimezone(zoneinfo.ZoneInfo(centre.timezone)).date()
+
+
+def upcoming_closures(centre: Centre) -> list[Closure]:
+    """Closures from today on, in the centre's zone."""
+    today = centre_today(centre)
+    return [c for c in centre.closures if c.date >= today]
+
+
+def _commit_or_conflict() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict(details={"reason": "duplicate"}) from exc
+
+
+def create_centre(**fields: Any) -> Centre:
+    """Add a centre."""
+    if db.session.get(Centre, fields["id"]) is not None:
+        raise Conflict(details={"reason": "duplicate", "id": fields["id"]})
+    centre = Centre(**fields)
+    db.session.add(centre)
+    _commit_or_conflict()
+    return centre
+
+
+def update_centre(centre_id: str, **fields: Any) -> Centre:
+    """Change a centre; new hours regenerate future free slots."""
+    centre = get_centre(centre_id)
+    for name, value in fields.items():
+        setattr(centre, name, value)
+    _commit_or_conflict()
+    if {"weekly_hours", "timezone"} & fields.keys():
+        schedule_changed.send(centre.id, offering_id=None)
+    return centre
+
+
+def add_counter(centre_id: str, **fields: Any) -> Counter:
+    """Add a counter to a centre."""
+    get_centre(centre_id)
+    counter = Counter(centre_id=centre_id, **fields)
+    db.session.add(counter)
+    _commit_or_conflict()
+    return counter
+
+
+def remove_counter(counter_id: int) -> None:
+    """Remove a counter."""
+    counter = db.session.get(Counter, counter_id)
+    if counter is None:
+        raise NotFound()
+    db.session.delete(counter)
+    _commit_or_conflict()
+
+
+def add_closure(centre_id: str, **fields: Any) -> Closure:
+    """Close a centre for a day; free slots of that day disappear, booked ones stay for staff to handle."""
+    get_centre(centre_id)
+    closure = Closure(centre_id=centre_id, **fields)
+    db.session.add(closure)
+    _commit_or_conflict()
+    schedule_changed.send(centre_id, offering_id=None)
+    return closure
+
+
+def remove_closure(closure_id: int) -> None:
+    """Reopen a closed day."""
+    closure = db.session.get(Closure, closure_id)
+    if closure is None:
+        raise NotFound()
+    centre_id = closure.centre_id
+    db.session.delete(closure)
+    _commit_or_conflict()
+    schedule_changed.send(centre_id, offering_id=None)
+
+
+def create_service(**fields: Any) -> Service:
+    """Add a service to the catalogue."""
+    if db.session.get(Service, fields["code"]) is not None:
+        raise Conflict(details={"reason": "duplicate", "code": fields["code"]})
+    service = Service(group=fields["code"].split(".", 1)[0], **fields)
+    db.session.add(service)
+    _commit_or_conflict()
+    return service
+
+
+def update_service(code: str, **fields: Any) -> Service:
+    """Change a service."""
+    service = db.session.get(Service, code)
+    if service is None:
+        raise NotFound()
+    for name, value in fields.items():
+        setattr(service, name, value)
+    _commit_or_conflict()
+    return service
+
+
+def create_offering(centre_id: str, **fields: Any) -> Offering:
+    """Offer a service at a centre."""
+    get_centre(centre_id)
+    get_service(fields["service_code"])
+    offering = Offering(centre_id=centre_id, **fields)
+    db.session.add(offering)
+    _commit_or_conflict()
+    schedule_changed.send(centre_id, offering_id=offering.id)
+    return offering
+
+
+def update_offering(offering_id: int, **fields: Any) -> Offering:
+    """Change an offering; a new slot shape or hours regenerate its future free slots."""
+    offering = db.session.get(Offering, offering_id)
+    if offering is None:
+        raise NotFound()
+    for name, value in fields.items():
+        setattr(offering, name, value)
+    _commit_or_conflict()
+    schedule_changed.send(offering.centre_id, offering_id=offering.id)
+    return offering

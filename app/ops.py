@@ -1,0 +1,79 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from app.extensions import db
+from app.redis_client import get_redis
+
+bp = Blueprint("ops", __name__)
+
+REQUESTS = Counter("sanad_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
+LATENCY = Histogram(
+    "sanad_http_request_seconds",
+    "HTTP request latency",
+    ["method", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is alive."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """The database and Redis answer."""
+    checks: dict[str, str] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # readiness reports, it does not raise
+        checks["database"] = f"error: {type(exc).__name__}"
+    finally:
+        db.session.rollback()
+    try:
+        get_redis().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # readiness reports, it does not raise
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "not_ready", checks=checks), (200 if ready else 503)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format (with several gunicorn workers, set PROMETHEUS_MULTIPROC_DIR)."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+
+
+def register_metrics(app: Flask) -> None:
+    """Count and time every request by endpoint (not by raw path, to keep label cardinality small)."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(request.method, endpoint, response.status_code).inc()
+        started = g.get("metrics_started")
+        if started is not None:
+            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,196 @@
+"""Who is calling: access JWTs (PyJWT, pinned algorithm, key ids), kiosk tokens and role checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from flask import current_app, g, request
+from flask_babel import lazy_gettext as _l
+from flask_smorest import Blueprint
+
+from app import clock
+from app.errors import AppError, Forbidden, Unauthorized
+
+ALGORITHM = "HS256"
+KIOSK_TOKEN_PREFIX = "ksk_"
+# A staff right is also a supervisor's; nothing else is implied.
+ROLE_INCLUDES = {"staff": {"staff", "supervisor"}}
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    message = _l("Your session is not valid. Please sign in again.")
+
+
+class CentreForbidden(Forbidden):
+    code = "centre_forbidden"
+    message = _l("You can act only in your own centre.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: an account (citizen, staff, supervisor, admin) or a kiosk."""
+
+    id: int
+    role: str
+    centre_id: str | None = None
+    language: str = "ar"
+
+    @property
+    def is_kiosk(self) -> bool:
+        return self.role == "kiosk"
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a high-entropy bearer secret (refresh and kiosk tokens)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_opaque_token(prefix: str = "") -> str:
+    """A random bearer secret."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def issue_access_token(
+    *, account_id: int, role: str, centre_id: str | None, language: str
+) -> tuple[str, int]:
+    """A short-lived access JWT signed with the active key; returns (token, lifetime in seconds)."""
+    cfg = current_app.config
+    now = clock.now()
+    lifetime = int(cfg["ACCESS_TOKEN_SECONDS"])
+    claims = {
+        "iss": cfg["JWT_ISSUER"],
+        "aud": cfg["JWT_AUDIENCE"],
+        "sub": str(account_id),
+        "iat": int(now.timestamp()),
+        "nbf": int(now.timestamp()) - 5,
+        "exp": int((now + dt.timedelta(seconds=lifetime)).timestamp()),
+        "role": role,
+        "lang": language,
+        "jti": secrets.token_hex(8),
+    }
+    if centre_id:
+        claims["cid"] = centre_id
+    kid = cfg["JWT_ACTIVE_KID"]
+    token = jwt.encode(claims, cfg["JWT_KEYS"][kid], algorithm=ALGORITHM, headers={"kid": kid})
+    return token, lifetime
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """Verify signature, algorithm, issuer, audience and times; any doubt is a 401."""
+    cfg = current_app.config
+    try:
+        header = jwt.get_unverified_header(token)
+        key = cfg["JWT_KEYS"].get(header.get("kid", ""))
+        if key is None or header.get("alg") != ALGORITHM:
+            raise InvalidToken()
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=cfg["JWT_AUDIENCE"],
+            issuer=cfg["JWT_ISSUER"],
+            # Times are checked below against our clock (which tests can shift), not PyJWT's.
+            options={
+                "require": ["exp", "iat", "sub", "iss", "aud"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken() from exc
+    now = clock.now().timestamp()
+    try:
+        expired = float(claims["exp"]) <= now
+        premature = float(claims.get("nbf", claims["iat"])) > now + 30
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
+    if expired or premature:
+        raise InvalidToken()
+    return claims
+
+
+def _principal_from_request() -> Principal | None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidToken()
+    token = token.strip()
+    if token.startswith(KIOSK_TOKEN_PREFIX):
+        from app.accounts.services import find_kiosk_by_token
+
+        kiosk = find_kiosk_by_token(token)
+        if kiosk is None:
+            raise InvalidToken()
+        return Principal(id=kiosk.id, role="kiosk", centre_id=kiosk.centre_id)
+    claims = decode_access_token(token)
+    if claims.get("role") not in {"citizen", "staff", "supervisor", "admin"}:
+        raise InvalidToken()
+    try:
+        account_id = int(claims["sub"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
+    return Principal(
+        id=account_id, role=claims["role"], centre_id=claims.get("cid"), language=claims.get("lang", "ar")
+    )
+
+
+def current_principal() -> Principal | None:
+    """The caller of this request (parsed once), or None when anonymous."""
+    if "principal" not in g:
+        g.principal = _principal_from_request()
+    return g.principal
+
+
+def role_allows(role: str, allowed: tuple[str, ...]) -> bool:
+    """Whether `role` satisfies any of the `allowed` roles (supervisors have every staff right)."""
+    return any(role in ROLE_INCLUDES.get(a, {a}) for a in allowed)
+
+
+def require_principal(*roles: str) -> Principal:
+    """The caller, who must be signed in and hold one of `roles` (any role when none are named)."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized()
+    if roles and not role_allows(principal.role, roles):
+        raise Forbidden()
+    return principal
+
+
+def require_centre(principal: Principal, centre_id: str) -> None:
+    """Staff, supervisors and kiosks act only inside their own centre; admins everywhere."""
+    if principal.role == "admin":
+        return
+    if principal.centre_id != centre_id:
+        raise CentreForbidden()
+
+
+def auth_required(*roles: str) -> Callable:
+    """Decorate a view: the caller must hold one of `roles`; documents the bearer scheme."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            require_principal(*roles)
+            return view(*args, **kwargs)
+
+        Blueprint.doc(security=[{"bearerAuth": []}])(wrapper)
+        return wrapper
+
+    return decorator
+
+
+class RateLimitedError(AppError):
+    status = 429
+    code = "rate_limited"
+    message = _l("Too many requests. Please wait and try again.")
