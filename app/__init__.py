@@ -27,6 +27,7 @@ MODELS = (
     "app.registry.models",
     "app.catalogue.models",
     "app.accounts.models",
+    "app.idempotency",
     "booking.models",
     "notifications.models",
     "ticketing.models",

@@ -1,8 +1,8 @@
-"""foundation: registry, catalogue, accounts
+"""foundation: registry, catalogue, accounts, idempotency keys
 
 Revision ID: 0001_foundation
 Revises: 
-Create Date: 2026-11-22 14:15:10.217731
+Create Date: 2026-11-22 14:21:12.316133
 
 """
 from alembic import op
@@ -37,6 +37,20 @@ def upgrade():
     )
     with op.batch_alter_table('centres', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_centres_city'), ['city'], unique=False)
+
+    op.create_table('idempotency_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('owner', sa.String(length=64), nullable=False),
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('response_status', sa.Integer(), nullable=True),
+    sa.Column('response_body', sa.JSON(), nullable=True),
+    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_keys')),
+    sa.UniqueConstraint('owner', 'key', name=op.f('uq_idempotency_keys_owner_key'))
+    )
+    with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_idempotency_keys_created_at'), ['created_at'], unique=False)
 
     op.create_table('registry_people',
     sa.Column('national_id', sa.String(length=20), nullable=False),
@@ -230,6 +244,10 @@ def downgrade():
 
     op.drop_table('services')
     op.drop_table('registry_people')
+    with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_idempotency_keys_created_at'))
+
+    op.drop_table('idempotency_keys')
     with op.batch_alter_table('centres', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_centres_city'))
 
