@@ -104,7 +104,7 @@ def register_logging(app: Flask, settings: Settings) -> None:
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations, Babel, Redis, rate limiter, OpenAPI, SMS sender."""
     from app.accounts.sms import build_sender
-    from app.extensions import api, babel, db, limiter, migrate
+    from app.extensions import IdConverter, api, babel, db, id_converter_schema, limiter, migrate
     from app.redis_client import create_redis
 
     db.init_app(app)
@@ -118,7 +118,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         app.config["RATELIMIT_STORAGE_URI"] = "redis://"
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis_client.connection_pool}
     limiter.init_app(app)
+    app.url_map.converters["int"] = IdConverter
     api.init_app(app)
+    api.register_converter(IdConverter, id_converter_schema)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

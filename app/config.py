@@ -99,11 +99,37 @@ class Settings:
     renewal_window_days: int = 180
     check_in_before_minutes: int = 30
     check_in_after_minutes: int = 15
+    turn_near_ahead: int = 3
+    queue_vulnerable_bonus_minutes: int = 15
+    queue_appointment_early_minutes: int = 10
+    queue_starvation_minutes: int = 45
+    queue_max_calls: int = 3
+    queue_call_grace_minutes: int = 5
+    queue_service_time_samples: int = 20
+    queue_keepalive_seconds: int = 15
+    urgent_max_approved: int = 2
+    urgent_window_days: int = 365
     idempotency_ttl_hours: int = 24
     app_check_required: bool = False
     app_check_project_number: str | None = None
     fcm_credentials: str | None = None
+    # Push outbox (notifications/).
+    push_batch_size: int = 100
+    push_max_attempts: int = 6
+    push_backoff_base_seconds: int = 30
+    push_backoff_cap_seconds: int = 3600
+    push_claim_lease_seconds: int = 300
+    push_max_age_hours: int = 12
+    # Scheduler (app/scheduler.py): seconds between runs of each job, and the misfire grace.
     scheduler_enabled: bool = False
+    scheduler_misfire_grace_seconds: int = 60
+    job_generate_slots_seconds: int = 3600
+    job_expire_holds_seconds: int = 30
+    job_mark_no_shows_seconds: int = 300
+    job_send_reminders_seconds: int = 300
+    job_dispatch_outbox_seconds: int = 10
+    job_close_day_seconds: int = 900
+    job_prune_idempotency_keys_seconds: int = 3600
     log_json: bool = True
     log_level: str = "INFO"
 

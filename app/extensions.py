@@ -6,11 +6,15 @@ from flask import request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_migrate import Migrate
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
+from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter
 
 from app.database import Base
 from app.errors import ErrorEnvelopeSchema, http_error_response
+
+DB_INT_MAX = 2**31 - 1
 
 
 class SanadApi(Api):
@@ -20,6 +24,45 @@ class SanadApi(Api):
 
     def handle_http_exception(self, error):
         return http_error_response(error)
+
+    def _register_pagination_header(self) -> None:
+        # The header's value is a JSON string; documenting it as an object misleads clients and validators.
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata as a JSON object in a string: total, total_pages, "
+                "first_page, last_page, page, previous_page, next_page.",
+                "schema": {"type": "string"},
+            },
+            lazy=True,
+        )
+
+
+class StrictParser(FlaskParser):
+    """Query strings obey the schema's `unknown` (RAISE in QuerySchema), not webargs' EXCLUDE."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
+
+
+# flask-smorest's documented customisation point, set once for every blueprint of the app.
+Blueprint.ARGUMENTS_PARSER = StrictParser()
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` path ids bounded to the database's integer range (an overflow is a 404, not a 500)."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - Werkzeug's parameter name
+        kwargs.setdefault("max", DB_INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def id_converter_schema(converter: IdConverter) -> dict:
+    """How flask-smorest documents a bounded id."""
+    return {"type": "integer", "minimum": 0, "maximum": converter.max}
 
 
 def client_ip() -> str:

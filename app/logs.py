@@ -45,8 +45,9 @@ def configure_logging(level: str, json_logs: bool) -> None:
     handler.setFormatter(
         JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s %(message)s")
     )
+    handler.sanad = True  # replaced on the next configuration; other handlers (pytest's, a shipper's) stay
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "sanad", False)] + [handler]
     root.setLevel(level)
     logging.getLogger("werkzeug").setLevel("WARNING")
     logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")

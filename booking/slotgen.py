@@ -108,11 +108,11 @@ def local_day_bounds_utc(day: date, timezone: str) -> tuple[datetime, datetime]:
 def _day_slots(
     day: date, intervals: list[tuple[time, time]], tz: ZoneInfo, step: timedelta
 ) -> Iterator[SlotTime]:
-    day_start, day_end = _local_day_start(day, tz), _local_day_start(day + timedelta(days=1), tz)
-    # Slots walk a local wall-clock grid from each opening time, so they stay at the advertised local times
-    # whatever the UTC offset. Each slot lasts `step` of real time; when a DST jump falls inside an interval,
-    # a grid slot may overrun the next grid start or the close, and is then skipped rather than double-booked.
-    free_from = day_start
+    # Slots walk a local wall-clock grid from each opening time, so they keep the advertised local times
+    # whatever the UTC offset. A slot always lasts `step` of real time, so one running through a
+    # spring-forward jump ends later on the wall clock: it is dropped if that passes the close, and a grid
+    # slot it overlaps is skipped.
+    free_from = datetime.min.replace(tzinfo=UTC)
     for opens, closes in intervals:
         close_wall = datetime.combine(day, closes)
         wall = datetime.combine(day, opens)
@@ -120,7 +120,7 @@ def _day_slots(
             start = _existing_utc(wall, tz)
             if start is not None:
                 end = start + step
-                if free_from <= start and end <= day_end and _wall(end, tz) <= close_wall:
+                if free_from <= start and _wall(end, tz) <= close_wall:
                     yield SlotTime(start=start, end=end, local_date=day)
                     free_from = end
             wall += step
@@ -138,21 +138,10 @@ def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
 
 
 def _local_day_start(day: date, tz: ZoneInfo) -> datetime:
-    midnight = datetime.combine(day, time())
-    start = _existing_utc(midnight, tz)
-    if start is not None:
-        return start
-    # Midnight is in a spring-forward gap (e.g. America/Santiago, Asia/Beirut): the day starts at the jump,
-    # which lies between the two readings of midnight; tzdata transitions fall on whole seconds.
-    low = int(midnight.replace(tzinfo=tz, fold=1).timestamp())
-    high = int(midnight.replace(tzinfo=tz, fold=0).timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _wall(datetime.fromtimestamp(middle, UTC), tz) >= midnight:
-            high = middle
-        else:
-            low = middle
-    return datetime.fromtimestamp(high, UTC)
+    # A nonexistent midnight (America/Santiago, Asia/Beirut) is where a spring-forward jump starts; fold=0
+    # reads it with the pre-jump offset, which is the jump instant itself. No tzdata zone jumps over midnight
+    # from earlier in the evening (checked for every zone, 1970-2037), so a day never starts mid-gap.
+    return datetime.combine(day, time()).replace(tzinfo=tz).astimezone(UTC)
 
 
 def _parse_hhmm(value: object, where: str) -> time:

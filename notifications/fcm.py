@@ -53,7 +53,7 @@ class PushMessage:
 class SendOutcome(StrEnum):
     SENT = "sent"
     RETRY = "retry"
-    DROP_TOKEN = "drop_token"  # noqa: S105 - an outcome, not a secret
+    DROP_TOKEN = "drop_token"
     FAILED = "failed"
 
 

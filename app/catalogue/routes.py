@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, Page
+from sqlalchemy import func, select
 
 from app.accounts import services as accounts
 from app.accounts.models import KioskDevice
@@ -21,7 +22,7 @@ from app.catalogue.schemas import (
     ServiceSchema,
     ServiceUpdateSchema,
 )
-from app.extensions import db
+from app.extensions import DB_INT_MAX, db
 from app.security import auth_required
 
 bp = Blueprint("catalogue", __name__, url_prefix="/api/v1", description="Centres and services")
@@ -31,17 +32,17 @@ admin_bp = Blueprint(
 
 
 class SelectPage(Page):
-    """Paginate a SQLAlchemy select."""
+    """Paginate a SQLAlchemy select (every domain's lists use it)."""
 
     @property
     def item_count(self):
-        from sqlalchemy import func, select
-
         return db.session.scalar(select(func.count()).select_from(self.collection.order_by(None).subquery()))
 
     @property
     def items(self):
         params = self.page_params
+        if params.first_item >= DB_INT_MAX:  # past any real list; also beyond what SQL OFFSET accepts
+            return []
         query = self.collection.offset(params.first_item).limit(params.page_size)
         return list(db.session.scalars(query).unique())
 
@@ -86,7 +87,7 @@ def create_centre(args):
 
 @admin_bp.route("/centres/<string:centre_id>", methods=["PATCH"])
 @auth_required("admin")
-@admin_bp.arguments(CentreUpdateSchema)
+@admin_bp.arguments(CentreUpdateSchema(partial=True))
 @admin_bp.response(200, CentreDetailSchema)
 def update_centre(args, centre_id):
     """Change a centre (new hours regenerate future free slots)."""
@@ -140,7 +141,7 @@ def create_service(args):
 
 @admin_bp.route("/services/<string:code>", methods=["PATCH"])
 @auth_required("admin")
-@admin_bp.arguments(ServiceUpdateSchema)
+@admin_bp.arguments(ServiceUpdateSchema(partial=True))
 @admin_bp.response(200, ServiceSchema)
 def update_service(args, code):
     """Change a service."""
@@ -158,7 +159,7 @@ def create_offering(args, centre_id):
 
 @admin_bp.route("/offerings/<int:offering_id>", methods=["PATCH"])
 @auth_required("admin")
-@admin_bp.arguments(OfferingUpdateSchema)
+@admin_bp.arguments(OfferingUpdateSchema(partial=True))
 @admin_bp.response(200, OfferingSchema)
 def update_offering(args, offering_id):
     """Change an offering's slots, capacity, reserve or hours."""
@@ -171,8 +172,6 @@ class Kiosks(MethodView):
     @admin_bp.response(200, KioskSchema(many=True))
     def get(self):
         """Kiosks of every centre."""
-        from sqlalchemy import select
-
         return db.session.scalars(select(KioskDevice).order_by(KioskDevice.id)).all()
 
     @auth_required("admin")

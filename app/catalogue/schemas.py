@@ -90,8 +90,9 @@ class ServiceSchema(BaseSchema):
 
 
 class ServiceUpdateSchema(ServiceSchema):
+    """Used with `partial=True`: absent fields stay as they are (no defaults applied)."""
+
     class Meta:
-        partial = True
         exclude = ("code",)
 
 
@@ -117,8 +118,9 @@ class OfferingSchema(BaseSchema):
 
 
 class OfferingUpdateSchema(OfferingSchema):
+    """Used with `partial=True`."""
+
     class Meta:
-        partial = True
         exclude = ("service",)
 
 
@@ -139,8 +141,9 @@ class CentreCreateSchema(CentreSummarySchema):
 
 
 class CentreUpdateSchema(CentreCreateSchema):
+    """Used with `partial=True`."""
+
     class Meta:
-        partial = True
         exclude = ("id",)
 
 

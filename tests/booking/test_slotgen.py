@@ -138,6 +138,8 @@ def test_washington_keeps_local_hours_across_dst_change(first_day, last_day, bef
         (["01:00", "03:30"], 20, [(6, 0), (6, 20), (6, 40), (7, 0)]),
         # 01:30 EST lasts until 04:00 EDT, so the 03:00 EDT grid slot would overlap it and is skipped.
         (["01:30", "05:00"], 90, [(6, 30)]),
+        # 02:15 does not exist; the 45-minute grid resumes at 03:00 EDT rather than shifting to 03:15.
+        (["02:15", "04:30"], 45, [(7, 0), (7, 45)]),
         # Only one real hour is open, so a 90-minute slot starting 01:00 would run past the 03:00 close.
         (["01:00", "03:00"], 90, []),
     ],
@@ -298,7 +300,7 @@ def weekly_hours(draw):
 
 
 @st.composite
-def cases(draw, min_span=0, max_span=6):
+def cases(draw, min_span=0, max_span=4):
     first_day = draw(
         st.one_of(
             st.dates(date(2024, 1, 1), date(2030, 12, 31)),
@@ -400,7 +402,7 @@ def test_property_generation_is_deterministic(case):
 
 
 @settings(max_examples=100, deadline=None)
-@given(cases(min_span=1, max_span=8), st.data())
+@given(cases(min_span=1, max_span=6), st.data())
 def test_property_adjacent_ranges_concatenate_to_the_union(case, data):
     span = (case["last_day"] - case["first_day"]).days
     split = case["first_day"] + timedelta(days=data.draw(st.integers(1, span)))
