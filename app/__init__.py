@@ -112,11 +112,11 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     babel.init_app(app, locale_selector=select_locale)
     redis_client = create_redis(settings)
     app.extensions["redis"] = redis_client
-    if settings.redis_url:
-        app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
-    else:
-        app.config["RATELIMIT_STORAGE_URI"] = "redis://"
-        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis_client.connection_pool}
+    # The limiter shares the app's Redis pool (real or embedded), and its short timeouts: a Redis outage
+    # fails fast into Flask-Limiter's in-memory fallback. (Passing the pool each time also matters because
+    # Flask-Limiter merges storage options across init_app calls.)
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://"
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis_client.connection_pool}
     limiter.init_app(app)
     app.url_map.converters["int"] = IdConverter
     api.init_app(app)

@@ -9,6 +9,7 @@ import time
 import uuid
 
 from flask import Flask, g, has_request_context, request
+from werkzeug.exceptions import BadRequest
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -62,6 +63,13 @@ def register_request_ids(app: Flask) -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming[:64] if incoming.isascii() and incoming.strip() else uuid.uuid4().hex
         g.started = time.perf_counter()
+        # NUL characters cannot be stored by PostgreSQL and no legitimate client sends them.
+        if (
+            "\x00" in request.path
+            or "\x00" in request.query_string.decode("utf-8", "replace")
+            or any("\x00" in value for _, value in request.headers.items())
+        ):
+            raise BadRequest()
 
     @app.after_request
     def _finish(response):

@@ -5,11 +5,28 @@ from __future__ import annotations
 import marshmallow as ma
 
 
+def _contains_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 class BaseSchema(ma.Schema):
-    """Refuse unknown fields, so a typo never silently drops input."""
+    """Refuse unknown fields, so a typo never silently drops input; refuse NUL characters (PostgreSQL can't
+    store them in text, and no citizen types one)."""
 
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def _refuse_nul_characters(self, data, **kwargs):
+        if _contains_nul(data):
+            raise ma.ValidationError("Text must not contain NUL characters.", field_name="_schema")
+        return data
 
 
 PAGINATION_PARAMETERS = ("page", "page_size")

@@ -85,3 +85,12 @@ def test_500_hides_the_traceback_and_logs_it_with_the_request_id(make_app, caplo
 def test_malformed_authorization_header_is_401(client, path):
     r = client.get(path, headers={"Authorization": "Basic abc"})
     assert r.status_code == 401 and r.json["error"]["code"] == "invalid_token"
+
+
+def test_nul_characters_are_refused_not_crashed_on(client):
+    r = client.post("/api/v1/auth/login", json={"national_id": "1234567890", "password": "a\x00b"})
+    assert r.status_code == 422 and r.json["error"]["code"] == "validation_error"
+    r = client.get("/api/v1/centres/abc%00def")
+    assert r.status_code == 400 and r.json["error"]["code"] == "bad_request"
+    r = client.get("/api/v1/centres", headers={"X-Device-Id": "a\x00"})
+    assert r.status_code == 400
