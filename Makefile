@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 %.mo: %.po $(STAMP)
-	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@
+	$(VENV)/bin/pybabel compile -i $< -o $@
 
 install: $(STAMP) $(MO)
 
@@ -24,7 +24,7 @@ translations: $(MO)
 
 extract-messages: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
-	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations
+	$(VENV)/bin/pybabel update --no-fuzzy-matching -i app/translations/messages.pot -d app/translations
 
 run: install
 	$(FLASK) db upgrade
@@ -36,6 +36,8 @@ scheduler: install
 
 # SQLite + embedded Redis always; PostgreSQL + Redis too when TEST_DATABASE_URL / TEST_REDIS_URL are set.
 test: install
+	@if [ "$$CI" = "true" ] && { [ -z "$$TEST_DATABASE_URL" ] || [ -z "$$TEST_REDIS_URL" ]; }; then \
+		echo "CI=true: TEST_DATABASE_URL and TEST_REDIS_URL must name PostgreSQL and Redis (see .ci/run)"; exit 2; fi
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) and Redis ($${TEST_REDIS_URL:-embedded}) =="; \
@@ -50,8 +52,11 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Not part of `make test`. Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` + `pgbench` (apt-get install wrk
+# postgresql-client). BENCH_ARGS=--smoke proves the harness in ~2 minutes; see BENCHMARKS.md.
 bench: install
-	$(PY) -m bench.run
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -33,7 +33,7 @@ MODELS = (
     "ticketing.models",
 )
 # Domain start-up hooks `init_app(app)` (signal receivers, scheduler jobs, pub/sub).
-DOMAIN_INIT: tuple[str, ...] = ()
+DOMAIN_INIT: tuple[str, ...] = ("notifications:init_app", "booking:init_app")
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 
@@ -56,9 +56,10 @@ def configure_app(app: Flask, settings: Settings) -> None:
     """Settings into `app.config`, plus the libraries' own keys."""
     app.config.update(settings.as_flask())
     app.config["SETTINGS"] = settings
+    app.json.ensure_ascii = False  # Arabic leaves as UTF-8 text, not \u escapes
     app.config["TESTING"] = settings.env == "test"
     app.config.update(
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
         SQLALCHEMY_TRACK_MODIFICATIONS=False,
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=256 * 1024,
@@ -87,10 +88,16 @@ def configure_app(app: Flask, settings: Settings) -> None:
     )
 
 
-def _engine_options(url: str) -> dict:
-    if url.startswith("sqlite"):
+def _engine_options(settings: Settings) -> dict:
+    if settings.database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True, "pool_recycle": 1800}
+    # Per process: keep workers × (pool + overflow) under PostgreSQL's max_connections.
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
 
 
 def register_logging(app: Flask, settings: Settings) -> None:

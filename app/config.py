@@ -53,6 +53,8 @@ class Settings:
 
     env: str = "development"
     database_url: str = ""
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
     redis_url: str | None = None
     secret_key: str = _DEV_SECRET
     jwt_keys: dict[str, str] = field(default_factory=dict)

@@ -73,5 +73,7 @@ def _sqlite_on_begin(conn) -> None:
 
 
 def is_postgres(bind) -> bool:
-    """Whether a session or engine talks to PostgreSQL."""
+    """Whether a session, engine or connection talks to PostgreSQL."""
+    if hasattr(bind, "get_bind"):
+        bind = bind.get_bind()
     return bind.dialect.name == "postgresql"

@@ -29,7 +29,9 @@ class AppError(Exception):
         code: str | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(str(message or self.message))
+        # Keep the message lazy: it is rendered in the caller's language when the response is built
+        # (and raising outside a request, from a job or a shell, must not need a locale).
+        super().__init__(code or self.code)
         if message is not None:
             self.message = message
         if code is not None:

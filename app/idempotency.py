@@ -25,7 +25,7 @@ from app import clock
 from app.database import UTCDateTime
 from app.errors import AppError, Conflict, ValidationFailed, app_error_response
 from app.extensions import db
-from app.security import current_principal
+from app.security import current_principal, document
 
 HEADER = "Idempotency-Key"
 
@@ -127,9 +127,8 @@ def idempotent(view: Callable) -> Callable:
         db.session.commit()
         return response
 
-    from flask_smorest import Blueprint
-
-    Blueprint.doc(
+    return document(
+        wrapper,
         parameters=[
             {
                 "in": "header",
@@ -138,9 +137,8 @@ def idempotent(view: Callable) -> Callable:
                 "schema": {"type": "string", "maxLength": 255},
                 "description": "Replays the first answer for the same key and body (24 h).",
             }
-        ]
-    )(wrapper)
-    return wrapper
+        ],
+    )
 
 
 def prune_idempotency_keys() -> int:

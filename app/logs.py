@@ -32,9 +32,12 @@ class JsonFormatter(logging.Formatter):
         for key in ("method", "path", "status", "duration_ms", "job"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
+        fields = getattr(record, "fields", None)  # extra={"fields": {...}}: structured event fields
+        if isinstance(fields, dict):
+            entry.update({k: v for k, v in fields.items() if k not in entry})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 JsonFormatter.converter = time.gmtime

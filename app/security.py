@@ -7,13 +7,14 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
-from flask_smorest import Blueprint
+from flask_smorest.utils import deepupdate
 
 from app import clock
 from app.errors import AppError, Forbidden, Unauthorized
@@ -184,10 +185,27 @@ def auth_required(*roles: str) -> Callable:
             require_principal(*roles)
             return view(*args, **kwargs)
 
-        Blueprint.doc(security=[{"bearerAuth": []}])(wrapper)
-        return wrapper
+        return document(wrapper, security=[{"bearerAuth": []}])
 
     return decorator
+
+
+def document(view: Callable, **doc: Any) -> Callable:
+    """Add OpenAPI details to a view in place, as flask-smorest's `Blueprint.doc` would (without another
+    wrapper); `parameters` lists are merged by (in, name) rather than replaced."""
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.get("manual_doc", {})
+    merged_parameters = list(manual.get("parameters", []))
+    seen = {(p.get("in"), p.get("name")) for p in merged_parameters}
+    for parameter in doc.pop("parameters", []):
+        if (parameter.get("in"), parameter.get("name")) not in seen:
+            merged_parameters.append(parameter)
+    manual = deepupdate(manual, doc)
+    if merged_parameters:
+        manual["parameters"] = merged_parameters
+    apidoc["manual_doc"] = manual
+    view._apidoc = apidoc
+    return view
 
 
 class RateLimitedError(AppError):

@@ -1,5 +1,279 @@
-"""HTTP endpoints of the booking domain."""
+"""HTTP endpoints of the booking domain: availability, bookings, calendar files and the abuse console."""
 
+from __future__ import annotations
+
+import threading
+
+from flask import current_app, g, request
 from flask_smorest import Blueprint
+from werkzeug.exceptions import TooManyRequests
+
+from app.catalogue.routes import SelectPage
+from app.errors import http_error_response
+from app.extensions import client_ip, limiter
+from app.idempotency import idempotent
+from app.ratelimit import limit_holds, limit_search
+from app.security import auth_required, current_principal, require_principal
+from booking import errors, services
+from booking.schemas import (
+    AbuseEventQuerySchema,
+    AbuseEventSchema,
+    AvailableSlotSchema,
+    BookingQuerySchema,
+    BookingSchema,
+    HoldSchema,
+    LiftSuspensionSchema,
+    RescheduleSchema,
+    SlotQuerySchema,
+    SuspensionSchema,
+)
 
 bp = Blueprint("booking", __name__, url_prefix="/api/v1", description="Booking")
+
+APP_CHECK_HEADER = "X-Firebase-AppCheck"
+_firebase_lock = threading.Lock()
+DEVICE_HEADER = "X-Device-Id"
+
+
+def _device_id() -> str | None:
+    return request.headers.get(DEVICE_HEADER, "").strip()[:128] or None
+
+
+def _phone_key() -> str:
+    """Holds per phone number: several accounts can share one phone (the account's own, looked up once)."""
+    if "booking_phone" not in g:
+        from app.accounts.models import Account
+        from app.extensions import db
+
+        principal = current_principal()
+        account = db.session.get(Account, principal.id) if principal and principal.role == "citizen" else None
+        g.booking_phone = f"phone:{account.phone}" if account is not None else f"ip:{client_ip()}"
+    return g.booking_phone
+
+
+def _limit_holds_by_phone():
+    return limiter.limit(
+        lambda: current_app.config["RATELIMIT_HOLDS"], key_func=_phone_key, scope="holds-phone"
+    )
+
+
+def _require_app_check(account_id: int) -> None:
+    """With APP_CHECK_REQUIRED, holds and confirmations need a valid Firebase App Check token."""
+    if not current_app.config["APP_CHECK_REQUIRED"]:
+        return
+    from booking.app_check import AppCheckRejected, verify_app_check_token
+
+    try:
+        verify_app_check_token(request.headers.get(APP_CHECK_HEADER), app=_firebase_app())
+    except AppCheckRejected as rejected:
+        if rejected.reason == "unavailable":
+            raise errors.AppCheckUnavailable() from None
+        refusal = errors.AppCheckFailed(details={"reason": rejected.reason})
+        services.record_abuse_event(
+            rule="app_check",
+            reason=rejected.reason,
+            account_id=account_id,
+            device_id=_device_id(),
+            ip=client_ip(),
+            details={"path": request.path},
+        )
+        raise refusal from None
+
+
+def _firebase_app():
+    """The Firebase App that verifies App Check tokens (tests put their own in app.extensions)."""
+    injected = current_app.extensions.get("app_check_firebase_app")
+    if injected is not None:
+        return injected
+    import firebase_admin
+
+    name = "sanad-app-check"
+    with _firebase_lock:
+        try:
+            return firebase_admin.get_app(name)
+        except ValueError:
+            pass
+        project = current_app.config["APP_CHECK_PROJECT_NUMBER"]
+        # Verifying App Check tokens needs only the project (the audience) and Google's public keys.
+        return firebase_admin.initialize_app(_public_keys_only(), {"projectId": project}, name=name)
+
+
+def _public_keys_only():
+    """A credential that is never used: App Check verification fetches only Google's public keys."""
+    from firebase_admin import credentials
+
+    class PublicKeysOnly(credentials.Base):
+        def get_credential(self):
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()
+
+    return PublicKeysOnly()
+
+
+@bp.errorhandler(TooManyRequests)
+def _rate_limited(error):
+    """A 429 on a booking endpoint is an abuse signal too: record it, then answer as everywhere else."""
+    try:
+        principal = current_principal()
+    except Exception:  # an invalid token is still rate limited by IP
+        principal = None
+    services.record_abuse_event(
+        rule="rate_limit",
+        reason="rate_limited",
+        account_id=principal.id if principal is not None and principal.role == "citizen" else None,
+        device_id=_device_id(),
+        ip=client_ip(),
+        details={"path": request.path, "limit": str(getattr(getattr(error, "limit", None), "limit", ""))},
+    )
+    return http_error_response(error)
+
+
+# ------------------------------------------------------------------------------------- availability
+
+
+@bp.route("/centres/<string:centre_id>/slots")
+@limit_search()
+@bp.arguments(SlotQuerySchema, location="query")
+@bp.response(200, AvailableSlotSchema(many=True))
+def list_slots(args, centre_id):
+    """Slots with seats left for a service at a centre, inside the cut-off and the caller's horizon."""
+    principal = current_principal()
+    account_id = principal.id if principal is not None and principal.role == "citizen" else None
+    return services.list_available_slots(
+        centre_id=centre_id,
+        service_code=args["service"],
+        date_from=args.get("date_from"),
+        date_to=args.get("date_to"),
+        account_id=account_id,
+    )
+
+
+# ----------------------------------------------------------------------------------------- bookings
+
+
+@bp.route("/bookings", methods=["POST"])
+@idempotent
+@limit_holds()
+@_limit_holds_by_phone()
+@auth_required("citizen")
+@bp.arguments(HoldSchema)
+@bp.response(201, BookingSchema)
+@bp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": DEVICE_HEADER,
+            "schema": {"type": "string", "maxLength": 128},
+            "required": False,
+        },
+        {"in": "header", "name": APP_CHECK_HEADER, "schema": {"type": "string"}, "required": False},
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "schema": {"type": "string", "maxLength": 255},
+            "required": False,
+            "description": "Replays the first answer for the same key and body (24 h).",
+        },
+    ]
+)
+def hold(args):
+    """Hold a seat for HOLD_SECONDS; confirm before `hold_expires_at`."""
+    principal = require_principal("citizen")
+    _require_app_check(principal.id)
+    return services.hold_slot(
+        account_id=principal.id, slot_id=args["slot_id"], device_id=_device_id(), ip=client_ip()
+    )
+
+
+@bp.route("/bookings")
+@auth_required("citizen")
+@bp.arguments(BookingQuerySchema, location="query")
+@bp.response(200, BookingSchema(many=True))
+@bp.paginate(SelectPage, page_size=20, max_page_size=100)
+def list_bookings(args):
+    """The citizen's own bookings, newest first."""
+    principal = require_principal("citizen")
+    return services.list_bookings(account_id=principal.id, status=args.get("status"))
+
+
+@bp.route("/bookings/<string:reference>")
+@auth_required("citizen")
+@bp.response(200, BookingSchema)
+def get_booking(reference):
+    """One of the citizen's bookings."""
+    return services.get_booking(account_id=require_principal("citizen").id, reference=reference)
+
+
+@bp.route("/bookings/<string:reference>/confirm", methods=["POST"])
+@limit_holds()
+@auth_required("citizen")
+@bp.response(200, BookingSchema)
+def confirm(reference):
+    """Confirm a hold (410 `hold_expired` once it ran out)."""
+    principal = require_principal("citizen")
+    _require_app_check(principal.id)
+    return services.confirm_booking(account_id=principal.id, reference=reference)
+
+
+@bp.route("/bookings/<string:reference>/cancel", methods=["POST"])
+@auth_required("citizen")
+@bp.response(200, BookingSchema)
+def cancel(reference):
+    """Cancel a booking; its seat returns to sale after a delay."""
+    return services.cancel_booking(account_id=require_principal("citizen").id, reference=reference)
+
+
+@bp.route("/bookings/<string:reference>/reschedule", methods=["POST"])
+@limit_holds()
+@auth_required("citizen")
+@bp.arguments(RescheduleSchema)
+@bp.response(200, BookingSchema)
+def reschedule(args, reference):
+    """Move a booking to another slot of the same service, atomically."""
+    principal = require_principal("citizen")
+    return services.reschedule_booking(account_id=principal.id, reference=reference, slot_id=args["slot_id"])
+
+
+@bp.route("/bookings/<string:reference>/calendar.ics")
+@auth_required("citizen")
+@bp.response(200, {"type": "string"}, content_type="text/calendar")
+def calendar(reference):
+    """The booking as an iCalendar file, in the centre's zone."""
+    body = services.booking_calendar(account_id=require_principal("citizen").id, reference=reference)
+    response = current_app.response_class(body, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{services.normalise_reference(reference)}.ics"'
+    )
+    return response
+
+
+# -------------------------------------------------------------------------------------------- admin
+
+
+@bp.route("/admin/abuse-events")
+@auth_required("admin")
+@bp.arguments(AbuseEventQuerySchema, location="query")
+@bp.response(200, AbuseEventSchema(many=True))
+@bp.paginate(SelectPage, page_size=50, max_page_size=200)
+def list_abuse_events(args):
+    """Refusals and sanctions for abuse, newest first, filtered by citizen, rule, device, IP or time."""
+    return services.list_abuse_events(**args)
+
+
+@bp.route("/admin/citizens/<string:national_id>/suspensions")
+@auth_required("admin")
+@bp.response(200, SuspensionSchema(many=True))
+def list_suspensions(national_id):
+    """A citizen's booking suspensions, newest first."""
+    return services.list_suspensions(national_id=national_id)
+
+
+@bp.route("/admin/citizens/<string:national_id>/lift-suspension", methods=["POST"])
+@auth_required("admin")
+@bp.arguments(LiftSuspensionSchema)
+@bp.response(200, SuspensionSchema(many=True))
+def lift_suspension(args, national_id):
+    """Lift a citizen's suspensions in force (all, or one kind); answers those lifted."""
+    principal = require_principal("admin")
+    return services.lift_suspension(national_id=national_id, admin_id=principal.id, kind=args.get("kind"))

@@ -66,8 +66,13 @@ def _check_stores() -> None:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             pytest.exit(f"TEST_DATABASE_URL is not reachable: {exc}", returncode=3)
-    elif ON_CI:
-        pytest.exit("CI=true needs TEST_DATABASE_URL (PostgreSQL)", returncode=3)
+    if TEST_REDIS_URL:
+        import redis
+
+        try:
+            redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            pytest.exit(f"TEST_REDIS_URL is not reachable: {exc}", returncode=3)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +119,11 @@ def make_app(migrated_database):
 
     def build(**overrides: str):
         app = create_app({**BASE_OVERRIDES, **overrides})
+        from app.extensions import limiter
+
+        # One Limiter object serves every app built in this process; a previous test's dead Redis must
+        # not leave it in fallback mode for this app's (live) storage. Production has one app per process.
+        limiter._storage_dead = False
         built.append(app)
         return app
 

@@ -63,3 +63,12 @@ def test_every_api_route_is_documented(app):
             path = path.replace(f"<{arg}>", f"{{{arg}}}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, (path, method)
+
+
+def test_auth_and_idempotency_are_documented(client):
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["paths"]["/api/v1/me"]["get"]["security"] == [{"bearerAuth": []}]
+    hold = spec["paths"]["/api/v1/bookings"]["post"]
+    assert hold["security"] == [{"bearerAuth": []}]
+    assert "Idempotency-Key" in {p["name"] for p in hold["parameters"]}
+    assert "security" not in spec["paths"]["/api/v1/services"]["get"]

@@ -1,0 +1,236 @@
+"""Bench data on top of the demo data: many verified citizens, 20 clerks at 20 counters, a deep queue.
+
+Runs inside an app context of the bench environment (PostgreSQL + Redis). Citizens are written straight
+into the registry and account tables with ONE argon2 hash reused (hashing 4,000 passwords would take
+minutes and measures nothing), and their access tokens are minted with the app's own
+`app.security.issue_access_token`, so the bench needs no login storm: the JWT check on every request is
+exactly the one a phone's token goes through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, text
+
+from app import clock
+from app.accounts.models import Account
+from app.accounts.services import create_kiosk, hash_password
+from app.catalogue.models import Centre, Counter, Offering, Service
+from app.extensions import db
+from app.registry.models import RegistryPerson
+from app.security import issue_access_token
+
+CENTRE = "amman-muqabalain"
+HOT_SERVICE = "passport.renew"
+BENCH_NID_PREFIX = "97"  # demo people are 999…/998…: no clash
+BENCH_PASSWORD = "Bench-pass-2026"
+
+
+def create_citizens(count: int) -> list[tuple[int, str]]:
+    """`count` verified resident citizens whose passport expires soon (may renew); returns (id, token)."""
+    today = clock.now().date()
+    now = clock.now()
+    password_hash = hash_password(BENCH_PASSWORD)
+    people, accounts = [], []
+    for n in range(count):
+        nid = f"{BENCH_NID_PREFIX}{n:08d}"
+        born = dt.date(1960 + n % 40, 1 + n % 12, 1 + n % 28)
+        people.append(
+            dict(
+                national_id=nid,
+                full_name_ar=f"مواطن اختبار {n}",
+                full_name_en=f"Bench Citizen {n}",
+                date_of_birth=born,
+                passport_number=f"B{n:07d}",
+                passport_expiry=today + dt.timedelta(days=30 + n % 100),
+                residence_country="JO",
+                disability=False,
+            )
+        )
+        accounts.append(
+            dict(
+                national_id=nid,
+                role="citizen",
+                full_name=f"Bench Citizen {n}",
+                date_of_birth=born,
+                phone=f"+96277{n:07d}",
+                phone_verified_at=now,
+                password_hash=password_hash,
+                language="en" if n % 2 else "ar",
+                residence_country="JO",
+                failed_logins=0,
+                created_at=now,
+            )
+        )
+    for start in range(0, count, 1000):
+        db.session.execute(insert(RegistryPerson), people[start : start + 1000])
+        db.session.execute(insert(Account), accounts[start : start + 1000])
+    db.session.commit()
+    rows = db.session.execute(
+        select(Account.id, Account.language)
+        .where(Account.national_id.like(f"{BENCH_NID_PREFIX}%"))
+        .order_by(Account.id)
+    ).all()
+    return [
+        (
+            row.id,
+            issue_access_token(account_id=row.id, role="citizen", centre_id=None, language=row.language)[0],
+        )
+        for row in rows
+    ]
+
+
+def create_counters_and_clerks(count: int) -> list[tuple[int, str]]:
+    """`count` counters at the centre, each with its own clerk; returns (counter_id, clerk token)."""
+    now = clock.now()
+    existing = set(db.session.scalars(select(Counter.number).where(Counter.centre_id == CENTRE)))
+    for number in range(1, count + 1):
+        if number not in existing:
+            db.session.add(
+                Counter(
+                    centre_id=CENTRE, number=number, name_ar=f"شباك {number}", name_en=f"Counter {number}"
+                )
+            )
+    password_hash = hash_password(BENCH_PASSWORD)
+    for n in range(count):
+        db.session.add(
+            Account(
+                national_id=f"96{n:08d}",
+                role="staff",
+                centre_id=CENTRE,
+                full_name=f"Bench Clerk {n}",
+                date_of_birth=dt.date(1990, 1, 1 + n % 28),
+                phone=f"+96278{n:07d}",
+                phone_verified_at=now,
+                password_hash=password_hash,
+                language="en",
+                residence_country="JO",
+            )
+        )
+    db.session.commit()
+    counters = db.session.scalars(
+        select(Counter.id).where(Counter.centre_id == CENTRE).order_by(Counter.number).limit(count)
+    ).all()
+    clerks = db.session.scalars(
+        select(Account.id)
+        .where(Account.national_id.like("96%"), Account.role == "staff")
+        .order_by(Account.id)
+    ).all()
+    return [
+        (counter_id, issue_access_token(account_id=clerk, role="staff", centre_id=CENTRE, language="en")[0])
+        for counter_id, clerk in zip(counters, clerks, strict=True)
+    ]
+
+
+def kiosk_token() -> str:
+    """A kiosk of the centre (what `flask --app wsgi kiosk-token CENTRE` prints)."""
+    return create_kiosk(centre_id=CENTRE, name="bench-kiosk")[1]
+
+
+def centre_services() -> list[str]:
+    """The services the centre offers (what the counters open for)."""
+    return list(
+        db.session.scalars(
+            select(Offering.service_code)
+            .where(Offering.centre_id == CENTRE, Offering.active.is_(True))
+            .order_by(Offering.service_code)
+        )
+    )
+
+
+def bookable_slots(*, service: str = HOT_SERVICE, days: int = 29) -> list[tuple[int, int, dt.datetime]]:
+    """Open slots of the centre's service past the cut-off and within the resident horizon."""
+    now = clock.now()
+    rows = db.session.execute(
+        text(
+            "SELECT s.id, s.capacity, s.start FROM slots s JOIN offerings o ON o.id = s.offering_id "
+            "WHERE o.centre_id = :centre AND o.service_code = :service AND s.open "
+            "AND s.start > :earliest AND s.start < :latest ORDER BY s.start"
+        ),
+        {
+            "centre": CENTRE,
+            "service": service,
+            "earliest": now + dt.timedelta(hours=3),
+            "latest": now + dt.timedelta(days=days),
+        },
+    ).all()
+    return [(r.id, r.capacity, r.start) for r in rows]
+
+
+def seed_queue(depth: int) -> int:
+    """`depth` waiting walk-in tickets at the centre, spread over its services (numbers kept unique)."""
+    centre = db.session.get(Centre, CENTRE)
+    local_date = clock.now().astimezone(zoneinfo.ZoneInfo(centre.timezone)).date()
+    services = db.session.execute(
+        select(Service.code, Service.ticket_prefix)
+        .join(Offering, Offering.service_code == Service.code)
+        .where(Offering.centre_id == CENTRE, Offering.active.is_(True))
+        .order_by(Service.code)
+    ).all()
+    per_service = max(1, depth // len(services))
+    start = clock.now() - dt.timedelta(hours=2)
+    total = 0
+    for code, prefix in services:
+        last = (
+            db.session.scalar(
+                text(
+                    "SELECT last_seq FROM ticket_sequences WHERE centre_id = :c AND service_code = :s "
+                    "AND local_date = :d"
+                ),
+                {"c": CENTRE, "s": code, "d": local_date},
+            )
+            or 0
+        )
+        rows = [
+            dict(
+                centre_id=CENTRE,
+                service_code=code,
+                number=f"{prefix}-{last + i:03d}",
+                seq=last + i,
+                local_date=local_date,
+                source="walk_in",
+                priority=2,
+                vulnerable=False,
+                status="waiting",
+                issued_at=start + dt.timedelta(milliseconds=(last + i) * 10),
+                recall_count=0,
+            )
+            for i in range(1, per_service + 1)
+        ]
+        from ticketing.models import Ticket
+
+        for chunk in range(0, len(rows), 2000):
+            db.session.execute(insert(Ticket), rows[chunk : chunk + 2000])
+        db.session.execute(
+            text(
+                "INSERT INTO ticket_sequences (centre_id, service_code, local_date, last_seq) "
+                "VALUES (:c, :s, :d, :n) ON CONFLICT (centre_id, service_code, local_date) "
+                "DO UPDATE SET last_seq = EXCLUDED.last_seq"
+            ),
+            {"c": CENTRE, "s": code, "d": local_date, "n": last + per_service},
+        )
+        total += per_service
+    db.session.commit()
+    return total
+
+
+def reset_bookings() -> None:
+    """Every seat free again, no booking, no abuse record: the next scenario starts from the same state."""
+    db.session.execute(text("DELETE FROM bookings"))
+    db.session.execute(text("DELETE FROM device_bindings"))
+    db.session.execute(text("DELETE FROM abuse_events"))
+    db.session.execute(text("UPDATE slots SET booked = 0 WHERE booked <> 0"))
+    db.session.commit()
+
+
+def write_lines(path: Path, values) -> Path:
+    """One value a line (what the wrk scripts read)."""
+    path.write_text("".join(f"{v}\n" for v in values))
+    return path
+
+
+def count_citizens() -> int:
+    return db.session.scalar(select(func.count()).where(Account.national_id.like(f"{BENCH_NID_PREFIX}%")))

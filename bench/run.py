@@ -1,0 +1,1272 @@
+"""`python -m bench.run` (`make bench`): the booking surge, the counters and the display, measured as
+ratios against this machine's own limits taken in the same run.
+
+Production shape on loopback: PostgreSQL (database `sanad_bench`, recreated), Redis (db 13, flushed),
+migrations, demo data plus bench citizens/clerks (bench/prepare.py), gunicorn with gevent workers
+(bench/gunicorn_conf.py). Load: wrk with Lua scripts (bench/lua/), pgbench for the database reference,
+an asyncio/httpx SSE pool for the display (bench/display.py). Every loop is bounded in time and count.
+
+Results: bench/results/<timestamp>.json, bench/results/latest.json, and the table in BENCHMARKS.md
+(between the `bench:table` markers). `--smoke` runs tiny sizes to prove the harness, nothing more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+LUA = BENCH / "lua"
+RESULTS = BENCH / "results"
+VENV_BIN = Path(sys.executable).parent
+PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
+DB_NAME = "sanad_bench"
+REDIS_DB = 13
+CENTRE = "amman-muqabalain"
+HOT_SERVICE = "passport.renew"
+
+FULL = dict(
+    duration=20,
+    warmup=3,
+    citizens=4000,
+    hot_slots=20,
+    surge_clients=256,
+    hello_clients=64,
+    avail_clients=16,
+    pg_clients=32,
+    counters=20,
+    queue_depth=40000,
+    kiosk_clients=32,
+    screens=500,
+    display_calls=100,
+    display_pause=0.2,
+    display_deadline=120,
+    profile_seconds=10,
+)
+SMOKE = dict(
+    duration=5,
+    warmup=1,
+    citizens=400,
+    hot_slots=20,
+    surge_clients=64,
+    hello_clients=64,
+    avail_clients=8,
+    pg_clients=8,
+    counters=20,
+    queue_depth=900,
+    kiosk_clients=8,
+    screens=50,
+    display_calls=8,
+    display_pause=0.2,
+    display_deadline=30,
+    profile_seconds=3,
+)
+
+TARGETS = {
+    "hold_ratio": 0.45,
+    "hold_p99_ms": 150,
+    "soldout_ratio": 0.6,
+    "soldout_p99_ms": 25,
+    "availability_p99_ms": 30,
+    "calls_per_s": 1000,
+    "display_p99_ms": 250,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class NotRun(Exception):
+    """A scenario that cannot run (a missing tool, an endpoint not ready): reported, never fatal."""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def psql(sql: str, db: str = DB_NAME, *, check: bool = True) -> str:
+    cmd = [
+        "psql",
+        "-h",
+        PG["host"],
+        "-p",
+        PG["port"],
+        "-U",
+        PG["user"],
+        "-d",
+        db,
+        "-XtA",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ]
+    out = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=600)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"psql failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def one(sql: str) -> Any:
+    value = psql(sql).splitlines()
+    return value[-1] if value else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
+            return response.status
+    except Exception:
+        return 0
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.size = dict(SMOKE if args.smoke else FULL)
+        for key in ("duration", "citizens", "screens"):
+            if getattr(args, key, None):
+                self.size[key] = getattr(args, key)
+        self.tmp = Path(tempfile.mkdtemp(prefix="sanad-bench-"))
+        self.port = args.port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server: subprocess.Popen | None = None
+        self.results: dict[str, Any] = {
+            "mode": "smoke" if args.smoke else "full",
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "loadavg_before": os.getloadavg(),
+            },
+            "sizes": self.size,
+            "commands": {},
+            "scenarios": {},
+        }
+        self.env = self._app_env(ratelimits=False)
+
+    # ------------------------------------------------------------------------------ environment
+
+    def _app_env(self, *, ratelimits: bool) -> dict[str, str]:
+        env = dict(os.environ)
+        prom = self.tmp / ("prom-limits" if ratelimits else "prom")
+        prom.mkdir(exist_ok=True)
+        env.update(
+            APP_ENV="development",  # production refuses demo data; everything else is production-shaped
+            DATABASE_URL=f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{DB_NAME}",
+            REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+            # Measuring the service, not the limiter: 256 clients from one loopback IP would be 429s.
+            # `surge_limits_on` measures the limiter's own cost.
+            RATELIMIT_ENABLED="true" if ratelimits else "false",
+            LOG_LEVEL="WARNING",
+            LOG_JSON="true",
+            SCHEDULER_ENABLED="false",
+            PROMETHEUS_MULTIPROC_DIR=str(prom),
+            ACCESS_TOKEN_SECONDS="14400",  # tokens minted once must outlive the run
+            # 4 workers x 16 = 64 PostgreSQL connections: under max_connections=100 with room for others.
+            DB_POOL_SIZE=os.environ.get("BENCH_DB_POOL_SIZE", "16"),
+            DB_MAX_OVERFLOW="0",
+            BENCH_BIND=f"127.0.0.1:{self.port}",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def flask(self, *argv: str) -> str:
+        out = subprocess.run(
+            [str(VENV_BIN / "flask"), "--app", "wsgi", *argv],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"flask {' '.join(argv)} failed:\n{out.stderr[-3000:]}")
+        return out.stdout
+
+    def prepare(self) -> None:
+        for tool in ("wrk", "pgbench", "psql", "redis-cli"):
+            if shutil.which(tool) is None:
+                hint = (
+                    "apt-get install wrk"
+                    if tool == "wrk"
+                    else "apt-get install postgresql-client redis-tools"
+                )
+                raise SystemExit(f"bench needs `{tool}` on PATH ({hint})")
+        log(f"database {DB_NAME} (recreated), Redis db {REDIS_DB} (flushed), temp {self.tmp}")
+        psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", db="postgres")
+        psql(f"CREATE DATABASE {DB_NAME}", db="postgres")
+        subprocess.run(["redis-cli", "-n", str(REDIS_DB), "FLUSHDB"], check=True, capture_output=True)
+        self.flask("db", "upgrade")
+        self.flask("demo-data")
+        self.results["postgres"] = {
+            k: one(f"SHOW {k}")
+            for k in ("server_version", "max_connections", "shared_buffers", "synchronous_commit")
+        }
+        os.environ.update(self.env)  # the in-process app (bench data, tokens) reads the same settings
+        from app import create_app
+        from app.extensions import db
+        from bench import prepare
+
+        app = create_app()
+        with app.app_context():
+            t0 = time.monotonic()
+            citizens = prepare.create_citizens(self.size["citizens"])
+            counters = prepare.create_counters_and_clerks(self.size["counters"])
+            self.kiosk = prepare.kiosk_token()
+            self.services = prepare.centre_services()
+            slots = prepare.bookable_slots(service=HOT_SERVICE)
+            if len(slots) < self.size["hot_slots"]:
+                raise SystemExit(
+                    f"only {len(slots)} bookable {HOT_SERVICE} slots at {CENTRE}: slot generation?"
+                )
+            # Hot: the first 20 slots a week out (a release day); spread: the centre's whole month.
+            week = [s for s in slots if s[2] > slots[0][2] + dt.timedelta(days=6)] or slots
+            self.hot_slots = [s[0] for s in week[: self.size["hot_slots"]]]
+            self.month_slots = [s[0] for s in slots]
+            self.seats = {
+                "hot": sum(s[1] for s in week[: self.size["hot_slots"]]),
+                "month": sum(s[1] for s in slots),
+            }
+            from app.catalogue.services import centre_today, get_centre
+
+            self.today = centre_today(get_centre(CENTRE))
+            db.session.remove()
+            db.engine.dispose()
+            self.app = app
+            log(
+                f"{len(citizens)} citizens, {len(counters)} clerks/counters, "
+                f"tokens minted in {time.monotonic() - t0:.1f}s"
+            )
+        prepare.write_lines(self.tmp / "citizens.txt", [token for _, token in citizens])
+        prepare.write_lines(self.tmp / "counters.txt", [f"{cid} {token}" for cid, token in counters])
+        prepare.write_lines(self.tmp / "hot_slots.txt", self.hot_slots)
+        prepare.write_lines(self.tmp / "month_slots.txt", self.month_slots)
+        prepare.write_lines(self.tmp / "services.txt", self.services)
+        self.counters = counters
+        self.citizen_ids = [cid for cid, _ in citizens]
+        self.results["data"] = {
+            "citizens": len(citizens),
+            "counters": len(counters),
+            "hot_slots": len(self.hot_slots),
+            "hot_seats": self.seats["hot"],
+            "month_slots": len(self.month_slots),
+            "month_seats": self.seats["month"],
+        }
+
+    def in_app(self, func, *args, **kwargs):
+        from app.extensions import db
+
+        with self.app.app_context():
+            try:
+                return func(*args, **kwargs)
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+    # ---------------------------------------------------------------------------------- server
+
+    def start_server(self, *, ratelimits: bool = False) -> None:
+        env = self._app_env(ratelimits=ratelimits)
+        cmd = [
+            str(VENV_BIN / "gunicorn"),
+            "-c",
+            str(BENCH / "gunicorn_conf.py"),
+            "--no-control-socket",
+            "wsgi:app",
+        ]
+        self.results["commands"]["gunicorn" + ("_limits_on" if ratelimits else "")] = (
+            f"RATELIMIT_ENABLED={env['RATELIMIT_ENABLED']} DB_POOL_SIZE={env['DB_POOL_SIZE']} "
+            f"DB_MAX_OVERFLOW=0 " + " ".join(cmd)
+        )
+        logfile = open(self.tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed with the process)
+        self.server = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=logfile, stderr=logfile, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise SystemExit(f"gunicorn exited; see {self.tmp / 'gunicorn.log'}")
+            if http_get(self.base + "/readyz") == 200:
+                log(f"gunicorn up on {self.base} (limits {'on' if ratelimits else 'off'})")
+                return
+            time.sleep(0.5)
+        raise SystemExit(f"gunicorn not ready in 60 s; see {self.tmp / 'gunicorn.log'}")
+
+    def stop_server(self) -> None:
+        if self.server is None or self.server.poll() is not None:
+            return
+        self.server.send_signal(signal.SIGTERM)  # gunicorn's graceful stop, this process only
+        try:
+            self.server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.server.pid, signal.SIGKILL)  # the group we started (start_new_session)
+            self.server.wait(timeout=10)
+        self.server = None
+
+    def worker_pids(self) -> list[int]:
+        if self.server is None:
+            return []
+        out = subprocess.run(["pgrep", "-P", str(self.server.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    # ------------------------------------------------------------------------------------ tools
+
+    def wrk(
+        self, name: str, lua: str, path: str, *, connections: int, threads: int, duration: int, **env: str
+    ) -> dict[str, Any]:
+        script = self.tmp / f"{name}.lua"
+        script.write_text((LUA / "common.lua").read_text() + "\n" + (LUA / lua).read_text())
+        out = self.tmp / f"{name}.json"
+        out.unlink(missing_ok=True)
+        threads = min(threads, connections)
+        env = {"BENCH_OUT": str(out), "BENCH_THREADS": str(threads), **env}
+        cmd = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            self.base + path,
+        ]
+        shown = " ".join(f"{k}={v}" for k, v in env.items() if k != "BENCH_KIOSK_TOKEN")
+        self.results["commands"][name] = f"{shown} " + " ".join(cmd).replace(
+            str(script), f"<common.lua+bench/lua/{lua}>"
+        )
+        proc = subprocess.run(
+            cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 120
+        )
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"wrk {name} failed: {proc.stderr[-2000:]}{proc.stdout[-2000:]}")
+        data = json.loads(out.read_text())
+        seconds = data["duration_us"] / 1e6
+        data["seconds"] = round(seconds, 2)
+        data["rps"] = round(data["requests"] / seconds, 1) if seconds else 0.0
+        data["latency_ms"] = {k: round(v / 1000, 2) for k, v in data.pop("latency_us").items()}
+        self.settle()  # answers still in flight when wrk stopped land before anything is counted
+        return data
+
+    def pgbench(self, name: str, sql: str, *, clients: int, duration: int, **defines: Any) -> dict[str, Any]:
+        script = self.tmp / f"{name}.sql"
+        script.write_text(sql)
+        cmd = [
+            "pgbench",
+            "-h",
+            PG["host"],
+            "-p",
+            PG["port"],
+            "-U",
+            PG["user"],
+            "-n",
+            "-M",
+            "prepared",
+            f"-c{clients}",
+            "-j2",
+            f"-T{duration}",
+            "-f",
+            str(script),
+            *[f"-D{k}={v}" for k, v in defines.items()],
+            DB_NAME,
+        ]
+        self.results["commands"][name] = " ".join(cmd).replace(str(script), f"<bench/run.py {name} script>")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pgbench failed: {proc.stderr[-2000:]}")
+        result: dict[str, Any] = {}
+        for line in proc.stdout.splitlines():
+            if line.startswith("tps = "):
+                result["tps"] = round(float(line.split()[2]), 1)
+            elif line.startswith("latency average"):
+                result["latency_avg_ms"] = float(line.split("=")[1].split()[0])
+            elif line.startswith("number of failed transactions"):
+                result["failed"] = int(line.split(":")[1].split()[0])
+            elif line.startswith("number of transactions actually processed"):
+                result["transactions"] = int(line.split(":")[1].split("/")[0])
+        return result
+
+    def settle(self, limit_s: float = 60) -> None:
+        """wrk stops sending at its deadline, not the server: wait until the app's queries have drained."""
+        deadline = time.monotonic() + limit_s
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 2:
+            busy = int(
+                one(
+                    f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{DB_NAME}' "
+                    "AND state NOT IN ('idle') AND pid <> pg_backend_pid()"
+                )
+            )
+            quiet = quiet + 1 if busy == 0 else 0
+            time.sleep(0.3)
+
+    def availability_path(self) -> str:
+        start = self.today + dt.timedelta(days=1)
+        return (
+            f"/api/v1/centres/{CENTRE}/slots?service={HOT_SERVICE}"
+            f"&from={start}&to={start + dt.timedelta(days=29)}"
+        )
+
+    # -------------------------------------------------------------------------------- scenarios
+
+    def scenario(self, name: str, func) -> None:
+        if self.args.only and name not in self.args.only:
+            return
+        log(f"scenario {name}")
+        t0 = time.monotonic()
+        try:
+            result = func()
+        except NotRun as reason:
+            result = {"not_run": str(reason)}
+        except Exception as exc:  # one broken scenario must not hide the others
+            result = {"not_run": f"{type(exc).__name__}: {exc}".strip()[:1500]}
+            traceback.print_exc()
+        result["wall_seconds"] = round(time.monotonic() - t0, 1)
+        self.results["scenarios"][name] = result
+        log("  -> " + json.dumps({k: v for k, v in result.items() if k != "samples"}, default=str)[:600])
+
+    def ref_hello(self) -> dict[str, Any]:
+        self.wrk(
+            "hello_warmup", "hello.lua", "/healthz", connections=64, threads=2, duration=self.size["warmup"]
+        )
+        r = self.wrk(
+            "hello",
+            "hello.lua",
+            "/healthz",
+            connections=self.size["hello_clients"],
+            threads=2,
+            duration=self.size["duration"],
+        )
+        return {"rps": r["rps"], "latency_ms": r["latency_ms"], "stats": r["stats"], "errors": r["errors"]}
+
+    def ref_pgbench(self) -> dict[str, Any]:
+        """The app's hold SQL (account lock, slot lock, conditional seat UPDATE, booking INSERT) in pgbench.
+
+        Run on copies of `slots`/`bookings` (same columns, indexes and checks, capacity lifted so seats
+        never run out), so the reference never touches the app's own rows.
+        """
+        psql(
+            "DROP TABLE IF EXISTS pgb_bookings, pgb_slots; DROP SEQUENCE IF EXISTS pgb_ref_seq;"
+            "CREATE TABLE pgb_slots (LIKE slots INCLUDING ALL);"
+            "CREATE TABLE pgb_bookings (LIKE bookings INCLUDING ALL);"
+            "CREATE SEQUENCE pgb_ref_seq;"
+            'INSERT INTO pgb_slots (id, offering_id, start, "end", local_date, capacity, booked, open) '
+            'SELECT row_number() OVER (ORDER BY id), offering_id, start, "end", local_date, '
+            "1000000000, 0, true "
+            "FROM slots;"
+        )
+        nslots = int(one("SELECT count(*) FROM pgb_slots"))
+        lo, hi = min(self.citizen_ids), max(self.citizen_ids)
+        sql = (
+            "\\set slot random(1, :nslots)\n"
+            "\\set acc random(:acc_lo, :acc_hi)\n"
+            "BEGIN;\n"
+            "SELECT id FROM accounts WHERE id = :acc FOR UPDATE;\n"
+            "SELECT id FROM pgb_slots WHERE id = :slot FOR UPDATE;\n"
+            "UPDATE pgb_slots SET booked = booked + 1 WHERE id = :slot AND open AND booked < capacity;\n"
+            "INSERT INTO pgb_bookings (reference, account_id, slot_id, offering_id, centre_id, service_code, "
+            "service_group, kind, status, holds_seat, hold_expires_at, created_at) "
+            "SELECT 'PG-' || nextval('pgb_ref_seq'), 1000000000 + currval('pgb_ref_seq'), "
+            ":slot, offering_id, "
+            "'amman-muqabalain', 'passport.renew', 'passport', 'regular', 'held', true, "
+            "now() + interval '5 minutes', now() FROM pgb_slots WHERE id = :slot;\n"
+            "COMMIT;\n"
+        )
+        d, c = self.size["duration"], self.size["pg_clients"]
+        spread = self.pgbench(
+            "pgbench_spread", sql, clients=c, duration=d, nslots=nslots, acc_lo=lo, acc_hi=hi
+        )
+        hot = self.pgbench(
+            "pgbench_hot", sql, clients=c, duration=d, nslots=self.size["hot_slots"], acc_lo=lo, acc_hi=hi
+        )
+        psql("DROP TABLE IF EXISTS pgb_bookings, pgb_slots; DROP SEQUENCE IF EXISTS pgb_ref_seq;")
+        return {"clients": c, "slots_spread": nslots, "spread": spread, "hot_20": hot}
+
+    def _surge(
+        self, name: str, slots_file: str, *, confirm: bool, clients: int | None = None
+    ) -> dict[str, Any]:
+        self.in_app(self._reset)
+        r = self.wrk(
+            name,
+            "holds.lua",
+            "/api/v1/bookings",
+            connections=clients or self.size["surge_clients"],
+            threads=2,
+            duration=self.size["duration"],
+            BENCH_TOKENS=str(self.tmp / "citizens.txt"),
+            BENCH_SLOTS=str(self.tmp / slots_file),
+            BENCH_CONFIRM="1" if confirm else "0",
+        )
+        stats = r["stats"]
+        hold_answers = sum(v for k, v in stats.items() if k.startswith("hold_") and k != "hold_sent")
+        confirm_answers = sum(v for k, v in stats.items() if k.startswith("confirm_") and k != "confirm_sent")
+        slot_full = sum(v for k, v in stats.items() if k.startswith("hold_409_slot_full"))
+        out = {
+            "clients": clients or self.size["surge_clients"],
+            "seconds": r["seconds"],
+            "requests_per_s": r["rps"],
+            "hold_answers_per_s": round(hold_answers / r["seconds"], 1),
+            "holds_201": stats.get("hold_201", 0),
+            "holds_per_s": round(stats.get("hold_201", 0) / r["seconds"], 1),
+            "confirms_200": stats.get("confirm_200", 0),
+            "confirms_per_s": round(stats.get("confirm_200", 0) / r["seconds"], 1),
+            "confirm_answers": confirm_answers,
+            "slot_full_share": round(slot_full / hold_answers, 4) if hold_answers else None,
+            "latency_ms": r["latency_ms"],
+            "stats": stats,
+            "errors": r["errors"],
+        }
+        out["db"] = self._check_bookings(r["samples"])
+        return out
+
+    @staticmethod
+    def _reset() -> None:
+        from bench import prepare
+
+        prepare.reset_bookings()
+
+    def _check_bookings(self, samples: list[str]) -> dict[str, Any]:
+        """Oversold seats, lost and duplicated bookings, counted from the database after the run."""
+        time.sleep(0.5)
+        held = [s.split(":", 1)[1] for s in samples if s.startswith("held:")]
+        confirmed = [s.split(":", 1)[1] for s in samples if s.startswith("confirmed:")]
+        rows = psql("SELECT reference, status, account_id, slot_id FROM bookings").splitlines()
+        db_status = {}
+        for row in rows:
+            ref, status, _account, _slot = row.split("|")
+            db_status[ref] = status
+        check = {
+            "bookings_in_db": len(db_status),
+            "oversold_seats": int(
+                one(
+                    "SELECT coalesce(sum(greatest(n - s.capacity, 0)), 0) FROM slots s JOIN (SELECT slot_id, "
+                    "count(*) n FROM bookings WHERE holds_seat GROUP BY slot_id) b ON b.slot_id = s.id"
+                )
+            ),
+            "slots_over_capacity": int(one("SELECT count(*) FROM slots WHERE booked > capacity")),
+            "seat_counter_drift": int(
+                one(
+                    "SELECT count(*) FROM slots s LEFT JOIN (SELECT slot_id, count(*) n FROM bookings WHERE "
+                    "holds_seat GROUP BY slot_id) b ON b.slot_id = s.id WHERE s.booked <> coalesce(b.n, 0)"
+                )
+            ),
+            "duplicate_active_per_citizen": int(
+                one(
+                    "SELECT count(*) FROM (SELECT account_id FROM bookings "
+                    "WHERE status IN ('held', 'confirmed') "
+                    "AND kind = 'regular' GROUP BY account_id, service_group HAVING count(*) > 1) x"
+                )
+            ),
+            "duplicate_references_answered": len(held) - len(set(held)),
+            "lost_holds": sum(1 for ref in set(held) if ref not in db_status),
+            "lost_confirms": sum(1 for ref in set(confirmed) if db_status.get(ref) != "confirmed"),
+            # Written but never answered (a client timeout): not lost, reported so nothing hides.
+            "unanswered_bookings": sum(1 for ref in db_status if ref not in set(held)),
+            "abuse_events_written": int(one("SELECT count(*) FROM abuse_events")),
+        }
+        times = one(
+            "SELECT extract(epoch FROM max(created_at) - min(created_at)) || '|' || "
+            "coalesce(extract(epoch FROM max(confirmed_at) - min(confirmed_at))::text, '') FROM bookings"
+        )
+        if times and times.split("|")[0]:
+            hold_span, confirm_span = (float(x) if x else 0.0 for x in times.split("|"))
+            check["first_to_last_hold_s"] = round(hold_span, 2)
+            check["first_to_last_confirm_s"] = round(confirm_span, 2)
+        return check
+
+    def booking_warmup(self) -> dict[str, Any]:
+        """Every worker has served holds and confirms once (imports, pools, caches) before measuring."""
+        self.in_app(self._reset)
+        r = self.wrk(
+            "booking_warmup",
+            "holds.lua",
+            "/api/v1/bookings",
+            connections=32,
+            threads=2,
+            duration=self.size["warmup"] + 2,
+            BENCH_TOKENS=str(self.tmp / "citizens.txt"),
+            BENCH_SLOTS=str(self.tmp / "month_slots.txt"),
+            BENCH_CONFIRM="1",
+        )
+        return {"stats": r["stats"]}
+
+    def surge_hot(self) -> dict[str, Any]:
+        return self._surge("surge_hot", "hot_slots.txt", confirm=True)
+
+    def surge_month(self) -> dict[str, Any]:
+        return self._surge("surge_month", "month_slots.txt", confirm=True)
+
+    def sold_out(self) -> dict[str, Any]:
+        """Holds on the 20 hot slots once every seat is gone: what does a refusal cost?"""
+        self.in_app(self._reset)
+        psql(f"UPDATE slots SET booked = capacity WHERE id IN ({','.join(map(str, self.hot_slots))})")
+        # The seats are "gone" without bookings behind them: only refusals can follow.
+        time.sleep(1.2)
+        before = self._db_writes()
+        r = self.wrk(
+            "sold_out",
+            "holds.lua",
+            "/api/v1/bookings",
+            connections=self.size["surge_clients"],
+            threads=2,
+            duration=self.size["duration"],
+            BENCH_TOKENS=str(self.tmp / "citizens.txt"),
+            BENCH_SLOTS=str(self.tmp / "hot_slots.txt"),
+            BENCH_CONFIRM="0",
+        )
+        time.sleep(1.2)  # PostgreSQL flushes table statistics about once a second
+        after = self._db_writes()
+        answers = sum(v for k, v in r["stats"].items() if k.startswith("hold_") and k != "hold_sent")
+        delta = {k: after[k] - before[k] for k in before}
+        psql(f"UPDATE slots SET booked = 0 WHERE id IN ({','.join(map(str, self.hot_slots))})")
+        return {
+            "clients": self.size["surge_clients"],
+            "answers_per_s": round(answers / r["seconds"], 1),
+            "latency_ms": r["latency_ms"],
+            "stats": r["stats"],
+            "errors": r["errors"],
+            "db_delta": delta,
+            "row_writes_per_refusal": round(
+                (delta["tup_ins"] + delta["tup_upd"] + delta["tup_del"]) / answers, 4
+            )
+            if answers
+            else None,
+            "wal_bytes_per_refusal_clusterwide": round(delta["wal_bytes"] / answers, 1) if answers else None,
+        }
+
+    @staticmethod
+    def _db_writes() -> dict[str, int]:
+        row = one(
+            "SELECT (SELECT coalesce(sum(n_tup_ins), 0) || '|' || coalesce(sum(n_tup_upd), 0) || '|' || "
+            "coalesce(sum(n_tup_del), 0) FROM pg_stat_user_tables) || '|' || "
+            "(SELECT xact_commit || '|' || xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database())"
+            " || '|' || pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+        )
+        ins, upd, dele, commits, rollbacks, wal = (int(float(x)) for x in row.split("|"))
+        return {
+            "tup_ins": ins,
+            "tup_upd": upd,
+            "tup_del": dele,
+            "commits": commits,
+            "rollbacks": rollbacks,
+            "wal_bytes": wal,
+        }
+
+    def availability(self) -> dict[str, Any]:
+        path = self.availability_path()
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:  # loopback
+            body = json.loads(response.read())
+        if not isinstance(body, list):
+            raise NotRun(f"unexpected availability answer: {str(body)[:200]}")
+        common = dict(BENCH_TOKENS=str(self.tmp / "citizens.txt"), BENCH_PATH=path)
+        self.wrk(
+            "availability_warmup",
+            "slots.lua",
+            path,
+            connections=self.size["avail_clients"],
+            threads=2,
+            duration=self.size["warmup"],
+            **common,
+        )
+        r = self.wrk(
+            "availability",
+            "slots.lua",
+            path,
+            connections=self.size["avail_clients"],
+            threads=2,
+            duration=self.size["duration"],
+            **common,
+        )
+        return {
+            "clients": self.size["avail_clients"],
+            "slots_listed": len(body),
+            "path": path,
+            "rps": r["rps"],
+            "latency_ms": r["latency_ms"],
+            "stats": r["stats"],
+            "errors": r["errors"],
+        }
+
+    def _open_counters(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.base, timeout=10) as client:
+            for counter_id, token in self.counters:
+                r = client.post(
+                    f"/api/v1/staff/counters/{counter_id}/open",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={"services": self.services},
+                )
+                if r.status_code != 200:
+                    raise NotRun(
+                        f"POST /staff/counters/{counter_id}/open answered {r.status_code}: {r.text[:300]}"
+                    )
+
+    def kiosk_tickets(self) -> dict[str, Any]:
+        r = self.wrk(
+            "kiosk_tickets",
+            "tickets.lua",
+            f"/api/v1/centres/{CENTRE}/tickets",
+            connections=self.size["kiosk_clients"],
+            threads=2,
+            duration=max(2, self.size["duration"] // 2),
+            BENCH_SERVICES=str(self.tmp / "services.txt"),
+            BENCH_KIOSK_TOKEN=self.kiosk,
+            BENCH_CENTRE=CENTRE,
+        )
+        if not r["stats"].get("ticket_201"):
+            raise NotRun(f"no ticket issued: {r['stats']}")
+        numbers = one(
+            "SELECT count(*) || '|' || count(DISTINCT (service_code, local_date, seq)) FROM tickets "
+            f"WHERE centre_id = '{CENTRE}' AND source = 'walk_in'"
+        )
+        total, distinct = (int(x) for x in numbers.split("|"))
+        return {
+            "clients": self.size["kiosk_clients"],
+            "tickets_per_s": round(r["stats"]["ticket_201"] / r["seconds"], 1),
+            "latency_ms": r["latency_ms"],
+            "stats": r["stats"],
+            "duplicate_numbers": total - distinct,
+        }
+
+    def counters_scenario(self) -> dict[str, Any]:
+        self._open_counters()
+        seeded = self.in_app(self._seed, self.size["queue_depth"])
+        waiting_before = int(
+            one(f"SELECT count(*) FROM tickets WHERE centre_id = '{CENTRE}' AND status = 'waiting'")
+        )
+        mark = one("SELECT clock_timestamp()")
+        n = len(self.counters)
+        r = self.wrk(
+            "counters",
+            "counters.lua",
+            "/",
+            connections=n,
+            threads=n,
+            duration=self.size["duration"],
+            BENCH_COUNTERS=str(self.tmp / "counters.txt"),
+        )
+        answered = [s.split(":")[1] for s in r["samples"]]
+        counted = Counter(answered)
+        rows = psql(
+            f"SELECT id, counter_id, called_at FROM tickets WHERE centre_id = '{CENTRE}' "
+            f"AND called_at >= '{mark}' "
+            "AND status IN ('called', 'serving', 'done', 'no_show') ORDER BY called_at"
+        ).splitlines()
+        called_in_db = {row.split("|")[0] for row in rows}
+        last_of_counter = {row.split("|")[1]: row.split("|")[0] for row in rows}  # ordered by called_at
+        unanswered = called_in_db - set(counted)
+        # A call-next still in flight when wrk stopped is called in the database and never read here: at
+        # most one per counter, its latest. Anything else called but never answered is lost.
+        in_flight = {t for t in unanswered if t in set(last_of_counter.values())}
+        calls = r["stats"].get("call_200", 0)
+        return {
+            "counters": n,
+            "queue_seeded": seeded,
+            "waiting_before": waiting_before,
+            "calls": calls,
+            "calls_per_s": round(calls / r["seconds"], 1),
+            "requests_per_s": r["rps"],
+            "latency_ms": r["latency_ms"],
+            "stats": r["stats"],
+            "errors": r["errors"],
+            "duplicates": sum(c - 1 for c in counted.values() if c > 1),
+            "lost": len(unanswered - in_flight),
+            "in_flight_at_stop": len(in_flight),
+            "answered_not_in_db": len(set(counted) - called_in_db),
+            "queue_ran_dry": r["stats"].get("call_204", 0) > 0,
+        }
+
+    @staticmethod
+    def _seed(depth: int) -> int:
+        from bench import prepare
+
+        return prepare.seed_queue(depth)
+
+    def display(self) -> dict[str, Any]:
+        from bench.display import run_display
+
+        waiting = int(
+            one(f"SELECT count(*) FROM tickets WHERE centre_id = '{CENTRE}' AND status = 'waiting'")
+        )
+        if waiting < self.size["display_calls"] + 5:
+            self.in_app(self._seed, self.size["display_calls"] * 10)
+        if "counters" not in self.results["scenarios"] or "not_run" in self.results["scenarios"]["counters"]:
+            self._open_counters()
+        counter_id, token = self.counters[-1]
+        self.results["commands"]["display"] = (
+            f"python -c 'bench.display.run_display(...)' screens={self.size['screens']} "
+            f"calls={self.size['display_calls']} pause={self.size['display_pause']}s (asyncio + httpx)"
+        )
+        result = run_display(
+            base_url=self.base,
+            centre_id=CENTRE,
+            screens=self.size["screens"],
+            calls=self.size["display_calls"],
+            counter_id=counter_id,
+            clerk_token=token,
+            deadline_s=self.size["display_deadline"],
+            pause_s=self.size["display_pause"],
+        )
+        if result["screens_connected"] == 0:
+            raise NotRun(f"no screen connected to the stream: {result}")
+        return result
+
+    def surge_limits_on(self) -> dict[str, Any]:
+        """The hot surge again with Flask-Limiter on (Redis): the limiter's cost, and what a 429 writes."""
+        self.stop_server()
+        subprocess.run(["redis-cli", "-n", str(REDIS_DB), "FLUSHDB"], check=True, capture_output=True)
+        self.start_server(ratelimits=True)
+        try:
+            out = self._surge("surge_hot_limits_on", "hot_slots.txt", confirm=True)
+        finally:
+            self.stop_server()
+        answers = sum(v for k, v in out["stats"].items() if k.startswith("hold_") and k != "hold_sent")
+        limited = sum(v for k, v in out["stats"].items() if k.startswith(("hold_429", "confirm_429")))
+        out["rate_limited_share"] = round(limited / answers, 4) if answers else None
+        return out
+
+    def profile(self) -> dict[str, Any]:
+        """py-spy on one worker during a month surge, then during availability: where the time goes."""
+        spy = shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
+        if spy is None:
+            raise NotRun("py-spy not installed (pip install -r requirements-bench.txt)")
+        pids = self.worker_pids()
+        if not pids:
+            raise NotRun("no gunicorn worker found")
+        out: dict[str, Any] = {"worker_pid": pids[0]}
+        seconds = self.size["profile_seconds"]
+        for name, lua, path, env in (
+            (
+                "holds",
+                "holds.lua",
+                "/api/v1/bookings",
+                {"BENCH_SLOTS": str(self.tmp / "month_slots.txt"), "BENCH_CONFIRM": "1"},
+            ),
+            ("availability", "slots.lua", self.availability_path(), {"BENCH_PATH": self.availability_path()}),
+        ):
+            self.in_app(self._reset)
+            raw = RESULTS / f"profile-{name}-{self.stamp}.txt"
+            cmd = [
+                spy,
+                "record",
+                "--nonblocking",
+                "-r",
+                "200",
+                "-d",
+                str(seconds),
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+                "-p",
+                str(pids[0]),
+            ]
+            self.results["commands"][f"profile_{name}"] = " ".join(cmd)
+            spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.wrk(
+                f"profile_{name}_load",
+                lua,
+                path,
+                connections=self.size["surge_clients"],
+                threads=2,
+                duration=seconds + 1,
+                BENCH_TOKENS=str(self.tmp / "citizens.txt"),
+                **env,
+            )
+            try:
+                spy_proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy_proc.kill()
+            self.settle()
+            out[name] = summarise_profile(raw) if raw.exists() else {"not_run": "py-spy wrote nothing"}
+            out[name]["raw"] = str(raw.relative_to(ROOT))
+        return out
+
+    # ------------------------------------------------------------------------------------- main
+
+    def run(self) -> int:
+        self.stamp = time.strftime("%Y%m%dT%H%M%S")
+        RESULTS.mkdir(exist_ok=True)
+        try:
+            self.prepare()
+            self.scenario("pgbench", self.ref_pgbench)  # before gunicorn: its pools hold connections
+            self.start_server()
+            self.scenario("hello", self.ref_hello)
+            self.scenario("availability", self.availability)
+            self.scenario("booking_warmup", self.booking_warmup)
+            self.scenario("surge_hot", self.surge_hot)
+            self.scenario("sold_out", self.sold_out)
+            self.scenario("surge_month", self.surge_month)
+            if self.args.profile:
+                self.scenario("profile", self.profile)
+            self.scenario("kiosk_tickets", self.kiosk_tickets)
+            self.scenario("counters", self.counters_scenario)
+            self.scenario("display", self.display)
+            if not self.args.no_limits:
+                self.scenario("surge_limits_on", self.surge_limits_on)
+        finally:
+            self.stop_server()
+        self.results["machine"]["loadavg_after"] = os.getloadavg()
+        self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.results["summary"] = summarise(self.results)
+        text = json.dumps(self.results, indent=2, default=str)
+        (RESULTS / f"{self.stamp}.json").write_text(text)
+        (RESULTS / "latest.json").write_text(text)
+        table = render_table(self.results)
+        update_benchmarks_md(table)
+        print(table)
+        log(f"results: bench/results/{self.stamp}.json (and latest.json); table written to BENCHMARKS.md")
+        if not self.args.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return 0
+
+
+# ------------------------------------------------------------------------------------------ report
+
+PROJECT_DIRS = ("app/", "booking/", "queue/", "ticketing/", "notifications/")
+
+
+def summarise_profile(raw: Path) -> dict[str, Any]:
+    """py-spy raw stacks → share of samples per library at the leaf, and the project's own hot frames."""
+    by_library: Counter = Counter()
+    project: Counter = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f for f in stack.split(";") if f]
+        leaf = frames[-1] if frames else ""
+        path = leaf.rsplit(" (", 1)[-1]
+        by_library[path.split("/")[0].split(".")[0].rstrip(")") or "?"] += n
+        seen = set()
+        for frame in frames:
+            where = frame.rsplit(" (", 1)[-1]
+            if where.startswith(PROJECT_DIRS) and frame not in seen:
+                seen.add(frame)
+                project[frame] += n
+    if not total:
+        return {"samples": 0}
+    return {
+        "samples": total,
+        "leaf_library_share": {k: round(v / total, 3) for k, v in by_library.most_common(12)},
+        "project_frames_inclusive": [
+            {"frame": f, "share": round(v / total, 3)} for f, v in project.most_common(25)
+        ],
+    }
+
+
+def _get(d: dict, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each figure beside its reference, the ratio, the target and pass/miss."""
+    s = results["scenarios"]
+    hello = _get(s, "hello", "rps")
+    rows: list[dict[str, Any]] = []
+
+    def row(figure, value, unit, reference=None, ref_name="", target=None, ok=None, scenario=None):
+        not_run = _get(s, scenario, "not_run") if scenario else None
+        ratio = round(value / reference, 3) if value is not None and reference else None
+        rows.append(
+            dict(
+                figure=figure,
+                value=value,
+                unit=unit,
+                reference=reference,
+                reference_name=ref_name,
+                ratio=ratio,
+                target=target,
+                result=("not run: " + not_run)
+                if not_run
+                else ("pass" if ok else "miss")
+                if ok is not None
+                else "-",
+            )
+        )
+
+    row("hello-world GET /healthz", hello, "req/s", scenario="hello")
+    row("pgbench hold SQL, spread", _get(s, "pgbench", "spread", "tps"), "tx/s", scenario="pgbench")
+    row("pgbench hold SQL, 20 hot slots", _get(s, "pgbench", "hot_20", "tps"), "tx/s", scenario="pgbench")
+    for name, label in (("surge_hot", "20 hot slots"), ("surge_month", "a centre's month")):
+        v = _get(s, name, "hold_answers_per_s")
+        p99 = _get(s, name, "latency_ms", "p99")
+        db = _get(s, name, "db") or {}
+        oversold = db.get("oversold_seats", None)
+        integrity = [
+            db.get(k)
+            for k in (
+                "oversold_seats",
+                "lost_holds",
+                "lost_confirms",
+                "duplicate_active_per_citizen",
+                "duplicate_references_answered",
+            )
+        ]
+        row(
+            f"POST /bookings answers, {label}",
+            v,
+            "req/s",
+            hello,
+            "hello",
+            f"≥ {TARGETS['hold_ratio']} × hello",
+            v is not None and hello and v >= TARGETS["hold_ratio"] * hello,
+            name,
+        )
+        row(
+            f"  holds / confirms per s, {label}",
+            f"{_get(s, name, 'holds_per_s')} / {_get(s, name, 'confirms_per_s')}",
+            "per s",
+            scenario=name,
+        )
+        row(
+            f"  p50 / p99, {label}",
+            f"{_get(s, name, 'latency_ms', 'p50')} / {p99}",
+            "ms",
+            None,
+            "",
+            f"p99 < {TARGETS['hold_p99_ms']}",
+            p99 is not None and p99 < TARGETS["hold_p99_ms"],
+            name,
+        )
+        row(f"  slot_full share, {label}", _get(s, name, "slot_full_share"), "", scenario=name)
+        row(
+            f"  oversold / lost / duplicated, {label}",
+            " / ".join(
+                str(x)
+                for x in (
+                    oversold,
+                    (db.get("lost_holds") or 0) + (db.get("lost_confirms") or 0),
+                    (db.get("duplicate_active_per_citizen") or 0)
+                    + (db.get("duplicate_references_answered") or 0),
+                )
+            ),
+            "",
+            None,
+            "",
+            "0 / 0 / 0",
+            all(x == 0 for x in integrity) if db else None,
+            name,
+        )
+    v = _get(s, "sold_out", "answers_per_s")
+    p99 = _get(s, "sold_out", "latency_ms", "p99")
+    row(
+        "sold-out answers",
+        v,
+        "req/s",
+        hello,
+        "hello",
+        f"≥ {TARGETS['soldout_ratio']} × hello",
+        v is not None and hello and v >= TARGETS["soldout_ratio"] * hello,
+        "sold_out",
+    )
+    row(
+        "  sold-out p99",
+        p99,
+        "ms",
+        None,
+        "",
+        f"< {TARGETS['soldout_p99_ms']}",
+        p99 is not None and p99 < TARGETS["soldout_p99_ms"],
+        "sold_out",
+    )
+    row(
+        "  row writes per refusal",
+        _get(s, "sold_out", "row_writes_per_refusal"),
+        "rows",
+        None,
+        "",
+        "0",
+        _get(s, "sold_out", "row_writes_per_refusal") == 0 if _get(s, "sold_out", "answers_per_s") else None,
+        "sold_out",
+    )
+    v = _get(s, "availability", "rps")
+    p99 = _get(s, "availability", "latency_ms", "p99")
+    row("availability, 30 days (warm)", v, "req/s", hello, "hello", scenario="availability")
+    row(
+        "  availability p50 / p99",
+        f"{_get(s, 'availability', 'latency_ms', 'p50')} / {p99}",
+        "ms",
+        None,
+        "",
+        f"p99 < {TARGETS['availability_p99_ms']}",
+        p99 is not None and p99 < TARGETS["availability_p99_ms"],
+        "availability",
+    )
+    row(
+        "kiosk walk-in tickets",
+        _get(s, "kiosk_tickets", "tickets_per_s"),
+        "tickets/s",
+        hello,
+        "hello",
+        scenario="kiosk_tickets",
+    )
+    v = _get(s, "counters", "calls_per_s")
+    row(
+        "call-next, 20 counters",
+        v,
+        "calls/s",
+        hello,
+        "hello",
+        f"≥ {TARGETS['calls_per_s']}/s",
+        v is not None and v >= TARGETS["calls_per_s"],
+        "counters",
+    )
+    dup, lost = _get(s, "counters", "duplicates"), _get(s, "counters", "lost")
+    row(
+        "  call-next duplicates / lost",
+        f"{dup} / {lost}",
+        "",
+        None,
+        "",
+        "0 / 0",
+        dup == 0 and lost == 0 if dup is not None else None,
+        "counters",
+    )
+    p99 = _get(s, "display", "latency_ms", "p99")
+    row(
+        f"display p50 / p99, {_get(s, 'display', 'screens_connected')} screens",
+        f"{_get(s, 'display', 'latency_ms', 'p50')} / {p99}",
+        "ms",
+        None,
+        "",
+        f"p99 < {TARGETS['display_p99_ms']}",
+        p99 is not None and p99 < TARGETS["display_p99_ms"],
+        "display",
+    )
+    row(
+        "  display events missed",
+        _get(s, "display", "events_missed"),
+        "",
+        None,
+        "",
+        "0",
+        _get(s, "display", "events_missed") == 0 if _get(s, "display", "events_expected") else None,
+        "display",
+    )
+    v = _get(s, "surge_limits_on", "hold_answers_per_s")
+    ref = _get(s, "surge_hot", "hold_answers_per_s")
+    row(
+        "POST /bookings answers, hot, limits ON",
+        v,
+        "req/s",
+        ref,
+        "same, limits off",
+        scenario="surge_limits_on",
+    )
+    row(
+        "  share answered 429 / abuse rows written",
+        f"{_get(s, 'surge_limits_on', 'rate_limited_share')} / "
+        f"{_get(s, 'surge_limits_on', 'db', 'abuse_events_written')}",
+        "",
+        scenario="surge_limits_on",
+    )
+    return rows
+
+
+def render_table(results: dict[str, Any]) -> str:
+    mode = results["mode"]
+    machine, sizes = results["machine"], results["sizes"]
+    label = (
+        "SMOKE RUN — tiny sizes on a busy shared machine; proves the harness, measures nothing"
+        if mode == "smoke"
+        else "full run"
+    )
+    before = tuple(round(x, 2) for x in machine["loadavg_before"])
+    after = tuple(round(x, 2) for x in machine.get("loadavg_after", (0, 0, 0)))
+    citizens = results["data"]["citizens"] if "data" in results else "?"
+    head = (
+        f"Run `{results['started_at']}` ({label}), {machine['cpus']} CPUs, load average before {before}, "
+        f"after {after}; sizes: {sizes['duration']} s per scenario, {sizes['surge_clients']} surge clients, "
+        f"{citizens} citizens, {sizes['screens']} screens.\n\n"
+    )
+    lines = [
+        "| figure | value | unit | reference | ratio | target | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results["summary"]:
+        ref = f"{r['reference']} ({r['reference_name']})" if r["reference"] is not None else ""
+        lines.append(
+            f"| {r['figure']} | {'' if r['value'] is None else r['value']} | {r['unit']} | {ref} | "
+            f"{'' if r['ratio'] is None else r['ratio']} | {r['target'] or ''} | {r['result']} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def update_benchmarks_md(table: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    start, end = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+    if not path.exists():
+        return
+    text = path.read_text()
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        path.write_text(f"{before}{start}\n{table}{end}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: proves the harness, measures nothing"
+    )
+    parser.add_argument("--duration", type=int, help="seconds per load scenario (default 20, smoke 3)")
+    parser.add_argument("--citizens", type=int, help="bench citizens to create (default 4000)")
+    parser.add_argument("--screens", type=int, help="SSE screens in the display scenario (default 500)")
+    parser.add_argument("--port", type=int, help="gunicorn port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="run only these scenarios (pgbench hello availability "
+        "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy a worker during a month surge")
+    parser.add_argument("--no-limits", action="store_true", help="skip the rate-limits-on scenario")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temp dir (tokens, wrk scripts, gunicorn log)"
+    )
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    return Bench(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

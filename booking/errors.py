@@ -1,0 +1,119 @@
+"""Refusals of the booking domain, each with its stable code (SPEC §6) and an English message."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from app.errors import AppError, Conflict, Forbidden, NotFound, Unauthorized
+
+
+class SlotNotFound(NotFound):
+    code = "slot_not_found"
+    message = _l("This slot does not exist.")
+
+
+class BookingNotFound(NotFound):
+    code = "not_found"
+    message = _l("Booking not found.")
+
+
+class SlotFull(Conflict):
+    code = "slot_full"
+    message = _l("This slot has just been taken. Please choose another time.")
+
+
+class HoldExpired(AppError):
+    status = 410
+    code = "hold_expired"
+    message = _l("Your hold on this slot has expired. Please choose a slot again.")
+
+
+class OutsideHorizon(AppError):
+    status = 422
+    code = "outside_horizon"
+    message = _l("This slot cannot be booked: it is too soon or too far ahead.")
+
+
+class InvalidBookingState(Conflict):
+    code = "invalid_booking_state"
+    message = _l("This booking cannot be changed in its current state.")
+
+
+class SameSlot(Conflict):
+    code = "same_slot"
+    message = _l("The booking is already in this slot.")
+
+
+class WrongService(AppError):
+    status = 422
+    code = "wrong_service"
+    message = _l("The new slot is for a different service.")
+
+
+class AccountNotVerified(Forbidden):
+    code = "account_not_verified"
+    message = _l("Verify your phone number before booking.")
+
+
+# Anti-abuse refusals: each one is recorded as an abuse event.
+
+
+class ActiveBookingExists(Conflict):
+    code = "active_booking_exists"
+    message = _l("You already have an active booking for this kind of service.")
+
+
+class QuotaExceeded(Conflict):
+    code = "quota_exceeded"
+    message = _l("You have reached the maximum number of active bookings.")
+
+
+class HoldLimit(Conflict):
+    code = "hold_limit"
+    message = _l("You are already holding a slot. Confirm or cancel it first.")
+
+
+class BookingSuspended(Forbidden):
+    code = "booking_suspended"
+    message = _l("Booking is suspended for your account until the date given.")
+
+
+class NotEligible(Forbidden):
+    code = "not_eligible"
+    message = _l(
+        "You are not eligible to book this service. If your need is urgent, you can file an urgent request."
+    )
+
+
+class DeviceLimit(Forbidden):
+    code = "device_limit"
+    message = _l("Too many accounts have booked from this device.")
+
+
+class AppCheckFailed(Unauthorized):
+    code = "app_check_failed"
+    message = _l("This request must come from the official app.")
+
+
+class AppCheckUnavailable(AppError):
+    status = 503
+    code = "app_check_unavailable"
+    message = _l("The app could not be verified right now. Please try again shortly.")
+
+
+# Check-in and urgent passes (called by the queue and urgent domains).
+
+
+class CheckInWindow(Conflict):
+    code = "check_in_window"
+    message = _l("Check-in is not open for this booking now. The details give the check-in window.")
+
+
+class BookingNotConfirmed(Conflict):
+    code = "booking_not_confirmed"
+    message = _l("Only a confirmed booking can be checked in.")
+
+
+class UrgentReserveExhausted(Conflict):
+    code = "urgent_reserve_exhausted"
+    message = _l("No urgent places are left on that day.")

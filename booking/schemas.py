@@ -1,0 +1,151 @@
+"""Bodies of the booking endpoints; instants leave in the centre's local offset with its IANA zone."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from app.schemas import BaseSchema, QuerySchema
+from booking.models import BOOKING_STATUSES, SUSPENSION_KINDS
+from booking.services import local_iso
+
+
+class SlotQuerySchema(QuerySchema):
+    service = ma.fields.String(required=True, validate=validate.Length(min=3, max=64))
+    date_from = ma.fields.Date(data_key="from", metadata={"description": "First centre-local day"})
+    date_to = ma.fields.Date(data_key="to", metadata={"description": "Last centre-local day (inclusive)"})
+
+    @ma.validates_schema
+    def _range(self, data, **kwargs):
+        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
+            raise ma.ValidationError("`to` is before `from`.", "to")
+
+
+class AvailableSlotSchema(BaseSchema):
+    slot_id = ma.fields.Integer()
+    start = ma.fields.Method("local_start", metadata={"description": "ISO 8601, centre-local offset"})
+    end = ma.fields.Method("local_end")
+    available = ma.fields.Integer(metadata={"description": "Seats left"})
+    timezone = ma.fields.String(metadata={"description": "The centre's IANA zone"})
+
+    def local_start(self, obj):
+        return local_iso(obj.start, obj.timezone)
+
+    def local_end(self, obj):
+        return local_iso(obj.end, obj.timezone)
+
+
+class HoldSchema(BaseSchema):
+    slot_id = ma.fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class RescheduleSchema(BaseSchema):
+    slot_id = ma.fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class BookingQuerySchema(QuerySchema):
+    status = ma.fields.String(validate=validate.OneOf(BOOKING_STATUSES))
+
+
+class BookingSchema(BaseSchema):
+    reference = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": list(BOOKING_STATUSES)})
+    kind = ma.fields.String(metadata={"enum": ["regular", "urgent"]})
+    centre_id = ma.fields.String()
+    centre_name = ma.fields.Method("localised_centre")
+    address = ma.fields.Method("localised_address")
+    service_code = ma.fields.String()
+    slot_id = ma.fields.Integer(allow_none=True)
+    start = ma.fields.Method("local_start", metadata={"description": "Slot start (null for urgent passes)"})
+    end = ma.fields.Method("local_end")
+    urgent_date = ma.fields.Date(allow_none=True)
+    timezone = ma.fields.Method("zone")
+    hold_expires_at = ma.fields.Method("local_hold_expires_at")
+    created_at = ma.fields.Method("local_created_at")
+    confirmed_at = ma.fields.Method("local_confirmed_at")
+    cancelled_at = ma.fields.Method("local_cancelled_at")
+    checked_in_at = ma.fields.Method("local_checked_in_at")
+    calendar_url = ma.fields.Method("calendar")
+
+    @staticmethod
+    def _english() -> bool:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+        return locale is not None and locale.language == "en"
+
+    def zone(self, obj):
+        return obj.centre.timezone
+
+    def localised_centre(self, obj):
+        return obj.centre.name_en if self._english() else obj.centre.name_ar
+
+    def localised_address(self, obj):
+        return obj.centre.address_en if self._english() else obj.centre.address_ar
+
+    def local_start(self, obj):
+        return local_iso(obj.slot.start, obj.centre.timezone) if obj.slot is not None else None
+
+    def local_end(self, obj):
+        return local_iso(obj.slot.end, obj.centre.timezone) if obj.slot is not None else None
+
+    def local_hold_expires_at(self, obj):
+        return local_iso(obj.hold_expires_at, obj.centre.timezone) if obj.status == "held" else None
+
+    def local_created_at(self, obj):
+        return local_iso(obj.created_at, obj.centre.timezone)
+
+    def local_confirmed_at(self, obj):
+        return local_iso(obj.confirmed_at, obj.centre.timezone)
+
+    def local_cancelled_at(self, obj):
+        return local_iso(obj.cancelled_at, obj.centre.timezone)
+
+    def local_checked_in_at(self, obj):
+        return local_iso(obj.checked_in_at, obj.centre.timezone)
+
+    def calendar(self, obj):
+        return f"/api/v1/bookings/{obj.reference}/calendar.ics"
+
+
+class AbuseEventQuerySchema(QuerySchema):
+    national_id = ma.fields.String(validate=validate.Length(max=20))
+    rule = ma.fields.String(validate=validate.Length(max=40))
+    device_id = ma.fields.String(validate=validate.Length(max=128))
+    ip = ma.fields.String(validate=validate.Length(max=64))
+    since = ma.fields.AwareDateTime()
+    until = ma.fields.AwareDateTime()
+
+
+class AbuseEventSchema(BaseSchema):
+    id = ma.fields.Integer()
+    account_id = ma.fields.Integer(allow_none=True)
+    national_id = ma.fields.String(allow_none=True)
+    device_id = ma.fields.String(allow_none=True)
+    ip = ma.fields.String(allow_none=True)
+    rule = ma.fields.String()
+    reason = ma.fields.String()
+    details = ma.fields.Dict()
+    created_at = ma.fields.AwareDateTime()
+
+
+class SuspensionSchema(BaseSchema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String(metadata={"enum": list(SUSPENSION_KINDS)})
+    scope = ma.fields.String()
+    until = ma.fields.AwareDateTime()
+    created_at = ma.fields.AwareDateTime()
+    lifted_at = ma.fields.AwareDateTime(allow_none=True)
+    lifted_by = ma.fields.Integer(allow_none=True)
+    active = ma.fields.Method("is_active")
+
+    def is_active(self, obj):
+        from app import clock
+
+        return obj.lifted_at is None and obj.until > clock.now()
+
+
+class LiftSuspensionSchema(BaseSchema):
+    kind = ma.fields.String(
+        validate=validate.OneOf(SUSPENSION_KINDS), metadata={"description": "Only this kind"}
+    )

@@ -1,0 +1,199 @@
+"""Hold → confirm → cancel → reschedule over HTTP, and seats freed lazily without any scheduler."""
+
+import datetime as dt
+
+from app import clock
+from booking import services
+from booking.models import Booking
+
+
+def _hold(client, headers, slot_id, **extra):
+    return client.post("/api/v1/bookings", json={"slot_id": slot_id}, headers={**headers, **extra})
+
+
+def test_hold_confirm_get_list(client, kit):
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=2)
+    citizen = kit.citizen_id()
+    headers = kit.headers_for(citizen)
+
+    held = _hold(client, headers, slot.id)
+    assert held.status_code == 201, held.get_json()
+    body = held.get_json()
+    assert body["status"] == "held"
+    assert body["reference"].startswith("BK-") and len(body["reference"]) == 9
+    assert body["timezone"] == "Asia/Amman"
+    assert body["start"].endswith("+03:00") and body["hold_expires_at"].endswith("+03:00")
+    expires = dt.datetime.fromisoformat(body["hold_expires_at"])
+    assert 290 <= (expires - clock.now()).total_seconds() <= 300
+    assert kit.slot_state(slot.id) == (1, 2)
+
+    ref = body["reference"]
+    confirmed = client.post(f"/api/v1/bookings/{ref}/confirm", headers=headers)
+    assert confirmed.status_code == 200, confirmed.get_json()
+    assert confirmed.get_json()["status"] == "confirmed"
+    assert confirmed.get_json()["hold_expires_at"] is None
+    again = client.post(f"/api/v1/bookings/{ref.lower()}/confirm", headers=headers)
+    assert again.status_code == 200
+
+    got = client.get(f"/api/v1/bookings/{ref}", headers=headers)
+    assert got.status_code == 200 and got.get_json()["reference"] == ref
+    listed = client.get("/api/v1/bookings", headers=headers)
+    assert listed.status_code == 200
+    assert [b["reference"] for b in listed.get_json()] == [ref]
+    assert "X-Pagination" in listed.headers
+    assert kit.slot_state(slot.id) == (1, 2)
+
+
+def test_expired_hold_answers_410_and_frees_the_seat_without_scheduler(client, kit):
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=1)
+    first, second = kit.citizens(2)
+    h1, h2 = kit.headers_for(first), kit.headers_for(second)
+
+    ref = _hold(client, h1, slot.id).get_json()["reference"]
+    assert _hold(client, h2, slot.id).get_json()["error"]["code"] == "slot_full"
+
+    clock.shift(dt.timedelta(seconds=301))
+    # The stale hold no longer hides the seat from the search ...
+    listed = client.get(f"/api/v1/centres/{offering.centre_id}/slots?service={offering.service_code}")
+    assert [s["available"] for s in listed.get_json() if s["slot_id"] == slot.id] == [1]
+    # ... and the next hold takes it (the seat is released lazily, inside the take).
+    assert _hold(client, h2, slot.id).status_code == 201
+    assert kit.slot_state(slot.id) == (1, 1)
+
+    late = client.post(f"/api/v1/bookings/{ref}/confirm", headers=h1)
+    assert late.status_code == 410
+    assert late.get_json()["error"]["code"] == "hold_expired"
+    assert kit.bookings(reference=ref)[0].status == "expired"
+    assert kit.seat_holders(slot.id) == 1
+
+
+def test_confirm_after_expiry_frees_the_seat_itself(client, kit):
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=1)
+    citizen = kit.citizen_id()
+    headers = kit.headers_for(citizen)
+    ref = _hold(client, headers, slot.id).get_json()["reference"]
+    clock.shift(dt.timedelta(seconds=300))
+    assert client.post(f"/api/v1/bookings/{ref}/confirm", headers=headers).status_code == 410
+    assert kit.slot_state(slot.id) == (0, 1)
+
+
+def test_own_expired_hold_does_not_block_a_new_hold(client, kit):
+    offering = kit.offering()
+    a, b = kit.slot(offering, hours_ahead=30), kit.slot(offering, hours_ahead=50)
+    citizen = kit.citizen_id()
+    headers = kit.headers_for(citizen)
+    assert _hold(client, headers, a.id).status_code == 201
+    assert _hold(client, headers, b.id).get_json()["error"]["code"] == "hold_limit"
+    clock.shift(dt.timedelta(minutes=6))
+    assert _hold(client, kit.headers_for(citizen), b.id).status_code == 201
+    assert kit.slot_state(a.id)[0] == 0
+
+
+def test_cancelled_seat_returns_to_sale_only_after_the_delay(client, kit):
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=1)
+    first, second = kit.citizens(2)
+    h1, h2 = kit.headers_for(first), kit.headers_for(second)
+    ref = _hold(client, h1, slot.id).get_json()["reference"]
+    client.post(f"/api/v1/bookings/{ref}/confirm", headers=h1)
+
+    cancelled = client.post(f"/api/v1/bookings/{ref}/cancel", headers=h1)
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    # Trading the slot to a friend does not work: the seat stays taken for the release delay.
+    assert _hold(client, h2, slot.id).get_json()["error"]["code"] == "slot_full"
+    search = f"/api/v1/centres/{offering.centre_id}/slots?service={offering.service_code}"
+    assert slot.id not in [s["slot_id"] for s in client.get(search).get_json()]
+
+    clock.shift(dt.timedelta(minutes=30))
+    assert slot.id in [s["slot_id"] for s in client.get(search).get_json()]
+    h2 = kit.headers_for(second)  # access tokens live 15 minutes
+    assert _hold(client, h2, slot.id).status_code == 201
+    assert kit.slot_state(slot.id) == (1, 1)
+    assert kit.seat_holders(slot.id) == 1
+
+
+def test_cancel_twice_is_harmless_and_a_past_booking_cannot_be_cancelled(client, kit):
+    offering = kit.offering()
+    slot = kit.slot(offering, hours_ahead=3)
+    citizen = kit.citizen_id()
+    headers = kit.headers_for(citizen)
+    ref = _hold(client, headers, slot.id).get_json()["reference"]
+    client.post(f"/api/v1/bookings/{ref}/confirm", headers=headers)
+    clock.shift(dt.timedelta(hours=4))
+    late = client.post(f"/api/v1/bookings/{ref}/cancel", headers=kit.headers_for(citizen))
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "invalid_booking_state"
+    clock.reset()
+    headers = kit.headers_for(citizen)
+    assert client.post(f"/api/v1/bookings/{ref}/cancel", headers=headers).status_code == 200
+    assert client.post(f"/api/v1/bookings/{ref}/cancel", headers=headers).status_code == 200
+
+
+def test_reschedule_moves_the_seat(client, kit):
+    offering = kit.offering()
+    old, new = kit.slot(offering, capacity=1, hours_ahead=30), kit.slot(offering, capacity=1, hours_ahead=54)
+    citizen = kit.citizen_id()
+    headers = kit.headers_for(citizen)
+    ref = _hold(client, headers, old.id).get_json()["reference"]
+    client.post(f"/api/v1/bookings/{ref}/confirm", headers=headers)
+
+    moved = client.post(f"/api/v1/bookings/{ref}/reschedule", json={"slot_id": new.id}, headers=headers)
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["slot_id"] == new.id and moved.get_json()["status"] == "confirmed"
+    assert kit.slot_state(old.id) == (0, 1)
+    assert kit.slot_state(new.id) == (1, 1)
+    same = client.post(f"/api/v1/bookings/{ref}/reschedule", json={"slot_id": new.id}, headers=headers)
+    assert same.get_json()["error"]["code"] == "same_slot"
+
+
+def test_reschedule_to_a_full_slot_keeps_the_old_seat(client, kit):
+    offering = kit.offering()
+    old, full = kit.slot(offering, capacity=1, hours_ahead=30), kit.slot(offering, capacity=1, hours_ahead=54)
+    a, b = kit.citizens(2)
+    ha, hb = kit.headers_for(a), kit.headers_for(b)
+    ref = _hold(client, ha, old.id).get_json()["reference"]
+    client.post(f"/api/v1/bookings/{ref}/confirm", headers=ha)
+    assert _hold(client, hb, full.id).status_code == 201
+
+    refused = client.post(f"/api/v1/bookings/{ref}/reschedule", json={"slot_id": full.id}, headers=ha)
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "slot_full"
+    assert kit.slot_state(old.id) == (1, 1) and kit.slot_state(full.id) == (1, 1)
+    assert kit.bookings(reference=ref)[0].slot_id == old.id
+
+
+def test_reschedule_to_another_service_is_refused(client, kit):
+    offering, other = kit.offering(), kit.offering()
+    slot, foreign = kit.slot(offering), kit.slot(other)
+    citizen = kit.citizen_id()
+    headers = kit.headers_for(citizen)
+    ref = _hold(client, headers, slot.id).get_json()["reference"]
+    refused = client.post(f"/api/v1/bookings/{ref}/reschedule", json={"slot_id": foreign.id}, headers=headers)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "wrong_service"
+
+
+def test_unknown_slot_is_404_and_an_unverified_citizen_cannot_book(client, make, kit):
+    citizen = kit.citizen_id()
+    assert _hold(client, kit.headers_for(citizen), 999999).status_code == 404
+    unverified = make.citizen(verified=False)
+    slot = kit.slot(kit.offering())
+    refused = _hold(client, make.headers(unverified), slot.id)
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "account_not_verified"
+
+
+def test_sweep_releases_due_seats(rctx, kit):
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=3)
+    citizens = kit.citizens(2)
+    for citizen in citizens:
+        services.hold_slot(account_id=citizen, slot_id=slot.id)
+    clock.shift(dt.timedelta(seconds=301))
+    from booking.tasks import expire_holds
+
+    assert expire_holds() == 2
+    assert expire_holds() == 0
+    assert kit.slot_state(slot.id) == (0, 3)
+    assert {b.status for b in kit.bookings(slot_id=slot.id)} == {"expired"}
+    assert all(not b.holds_seat for b in kit.bookings(slot_id=slot.id))
+    _ = Booking
