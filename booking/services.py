@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -516,6 +516,13 @@ def hold_slot(
         group = service.group
         now = clock.now()
         _check_time(slot, offering, account, now, centre.timezone)
+        # Sold-out fast path: a full slot with nothing to release is refused by a read alone (no lock, no
+        # write), so a release-day flood of refusals costs PostgreSQL nothing. The seat itself is still
+        # taken below by the conditional UPDATE, never by this read.
+        if slot.booked >= slot.capacity and not db.session.scalar(
+            select(exists().where(Booking.slot_id == slot_id, _due_release(now)))
+        ):
+            raise errors.SlotFull(details={"slot_id": slot_id})
         _lock_account(account_id)
         _check_suspensions(account, service, now, centre.timezone)
         check_eligibility(account=account, service=service, today=slot.local_date)

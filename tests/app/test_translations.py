@@ -33,7 +33,9 @@ def test_every_message_has_an_arabic_translation():
         if m.id and m.string and (m.string if isinstance(m.string, str) else m.string[0]) and not m.fuzzy
     }
     missing = sorted(_source_messages() - translated)
-    assert not missing, "run `make extract-messages` and translate in app/translations/ar:\n" + "\n".join(missing)
+    assert not missing, "run `make extract-messages` and translate in app/translations/ar:\n" + "\n".join(
+        missing
+    )
 
 
 def test_arabic_keeps_the_placeholders():

@@ -197,3 +197,30 @@ def test_sweep_releases_due_seats(rctx, kit):
     assert {b.status for b in kit.bookings(slot_id=slot.id)} == {"expired"}
     assert all(not b.holds_seat for b in kit.bookings(slot_id=slot.id))
     _ = Booking
+
+
+def test_a_sold_out_refusal_writes_nothing(app, client, kit):
+    """On release day most answers are refusals: they must not cost the database a write."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=1, hours_ahead=30)
+    first, second = kit.citizens(2)
+    assert _hold(client, kit.headers_for(first), slot.id).status_code == 201
+    writes = []
+
+    def count_writes(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().split(" ", 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            writes.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count_writes)
+    try:
+        refused = _hold(client, kit.headers_for(second, **{"X-Device-Id": "phone-2"}), slot.id)
+    finally:
+        event.remove(engine, "before_cursor_execute", count_writes)
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "slot_full"
+    assert writes == []
