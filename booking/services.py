@@ -655,6 +655,13 @@ def cancel_booking(*, account_id: int, reference: str) -> Booking:
             suspension = _apply_cancel_cooldown(account_id, now)
         start = booking.slot.start if booking.slot is not None else None
         _notify(booking, "booking_cancelled", dedupe=f"booking_cancelled:{booking.id}", start=start)
+        if suspension is not None:
+            _notify(
+                booking,
+                "booking_cooldown",
+                dedupe=f"booking_cooldown:{suspension.id}",
+                until=suspension.until,
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -48,6 +48,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         N_("Booking suspended"),
         N_("Because of missed appointments, you cannot book high-demand services until %(until)s."),
     ),
+    "booking_cooldown": (
+        N_("Booking paused"),
+        N_(
+            "Because of several cancellations in a short time, "
+            "you cannot book new appointments until %(until)s."
+        ),
+    ),
     "reminder_24h": (
         N_("Appointment reminder"),
         N_(

@@ -6,7 +6,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYWORDS = {"_": None, "gettext": None, "_l": None, "lazy_gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "_l": None, "lazy_gettext": None, "ngettext": (1, 2)}
 METHOD_MAP = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 
 

@@ -157,6 +157,10 @@ def test_three_cancellations_in_a_week_cool_booking_down(client, kit):
     error = _refused(_hold(client, headers, kit.slot(kit.offering()).id), 403, "booking_suspended")
     assert error["details"]["reason"] == "cancel_cooldown"
     assert [e.rule for e in _events(kit)] == ["cancel_cooldown", "suspension"]
+    notes = kit.call(
+        lambda: list(db.session.scalars(select(Notification).where(Notification.kind == "booking_cooldown")))
+    )
+    assert len(notes) == 1 and notes[0].account_id == citizen
 
     clock.shift(dt.timedelta(days=7, minutes=1))
     fresh = kit.slot(offering, hours_ahead=48)
