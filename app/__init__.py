@@ -21,6 +21,7 @@ BLUEPRINTS = (
     "booking.routes:bp",
     "notifications.routes:bp",
     "ticketing.routes:bp",
+    "ticketing.routes:pages_bp",
 )
 # Model modules, imported so that every table is in the metadata (migrations, tests).
 MODELS = (

@@ -131,6 +131,7 @@ class Settings:
     job_send_reminders_seconds: int = 300
     job_dispatch_outbox_seconds: int = 10
     job_close_day_seconds: int = 900
+    job_expire_unanswered_calls_seconds: int = 60
     job_prune_idempotency_keys_seconds: int = 3600
     log_json: bool = True
     log_level: str = "INFO"

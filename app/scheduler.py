@@ -49,6 +49,11 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("dispatch_outbox", "notifications.tasks:dispatch_outbox", "JOB_DISPATCH_OUTBOX_SECONDS"),
     JobSpec("close_day", "ticketing.tasks:close_day", "JOB_CLOSE_DAY_SECONDS"),
     JobSpec(
+        "expire_unanswered_calls",
+        "ticketing.tasks:expire_unanswered_calls",
+        "JOB_EXPIRE_UNANSWERED_CALLS_SECONDS",
+    ),
+    JobSpec(
         "prune_idempotency_keys",
         "app.idempotency:prune_idempotency_keys",
         "JOB_PRUNE_IDEMPOTENCY_KEYS_SECONDS",

@@ -1,1 +1,192 @@
-"""Tables of the ticket queue."""
+"""Tables of the ticket queue and urgent passports: tickets, their numbering, counter sessions, audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.catalogue.models import Centre, Counter, Service
+from app.database import UTCDateTime
+from app.extensions import db
+
+TICKET_SOURCES = ("walk_in", "appointment", "urgent", "remote")
+TICKET_STATUSES = ("waiting", "called", "serving", "done", "no_show", "transferred", "cancelled", "expired")
+ACTIVE_STATUSES = ("waiting", "called", "serving")
+# Priority class shown to staff (smaller is served first); the call order itself is ticketing.policy's.
+PRIORITY_BY_SOURCE = {"urgent": 0, "appointment": 1, "walk_in": 2, "remote": 2}
+URGENT_REASONS = ("medical", "bereavement", "study_or_work", "official_travel", "other")
+URGENT_STATUSES = ("pending", "approved", "rejected", "used")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Ticket(db.Model):
+    """A visitor's place in a centre's queue for one service."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("centre_id", "service_code", "local_date", "seq"),
+        CheckConstraint(_in("source", TICKET_SOURCES), name="source"),
+        CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
+        CheckConstraint("recall_count >= 0", name="recall_count_nonnegative"),
+        # The waiting list of a centre's service, in issue order: what call-next and positions read.
+        Index("ix_tickets_queue", "centre_id", "status", "service_code", "issued_at"),
+        # One active remote ticket per citizen: a remote ticket is a promise to come, not a hoard.
+        Index(
+            "ix_tickets_one_active_remote",
+            "account_id",
+            unique=True,
+            postgresql_where=text("source = 'remote' AND status IN ('waiting', 'called', 'serving')"),
+            sqlite_where=text("source = 'remote' AND status IN ('waiting', 'called', 'serving')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
+    number: Mapped[str] = mapped_column(String(12))
+    # NULL for the copy a transfer creates: it keeps the visitor's printed number.
+    seq: Mapped[int | None] = mapped_column(Integer)
+    local_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    source: Mapped[str] = mapped_column(String(12))
+    priority: Mapped[int] = mapped_column(Integer, default=2)
+    vulnerable: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(12), default="waiting")
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    called_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id", ondelete="SET NULL"), index=True)
+    served_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    recall_count: Mapped[int] = mapped_column(Integer, default=0)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    booking_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    urgent_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("urgent_requests.id", ondelete="SET NULL")
+    )
+    transferred_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(String(1000))
+    rated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    centre: Mapped[Centre] = relationship()
+    service: Mapped[Service] = relationship()
+    counter: Mapped[Counter | None] = relationship()
+
+    @property
+    def timezone(self) -> str:
+        return self.centre.timezone
+
+
+class TicketSequence(db.Model):
+    """The last number handed out per centre, service and centre-local day (allocated by upsert)."""
+
+    __tablename__ = "ticket_sequences"
+
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"), primary_key=True)
+    service_code: Mapped[str] = mapped_column(ForeignKey("services.code"), primary_key=True)
+    local_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class CounterSession(db.Model):
+    """A clerk at a counter serving a set of services, from opening to closing."""
+
+    __tablename__ = "counter_sessions"
+    __table_args__ = (
+        Index(
+            "ix_counter_sessions_one_open_per_counter",
+            "counter_id",
+            unique=True,
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    services: Mapped[list[str]] = mapped_column(JSON)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class UrgentRequest(db.Model):
+    """A citizen's plea for an urgent passport, decided by a supervisor of the centre."""
+
+    __tablename__ = "urgent_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", URGENT_STATUSES), name="status"),
+        CheckConstraint(_in("reason_code", URGENT_REASONS), name="reason_code"),
+        Index(
+            "ix_urgent_requests_one_pending",
+            "account_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_urgent_requests_centre_status", "centre_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
+    reason_code: Mapped[str] = mapped_column(String(20))
+    travel_date: Mapped[dt.date] = mapped_column(Date)
+    details: Mapped[str] = mapped_column(String(2000), default="")
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(1000))
+    approved_date: Mapped[dt.date | None] = mapped_column(Date)
+    booking_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+    centre: Mapped[Centre] = relationship()
+
+    @property
+    def timezone(self) -> str:
+        return self.centre.timezone
+
+
+class AuditEntry(db.Model):
+    """Who decided or overrode what, when and why. Append-only: the code never updates or deletes it,
+    and on PostgreSQL a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Not a foreign key: kiosks act too, and an entry must outlive whatever it names.
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    centre_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)

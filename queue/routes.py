@@ -1,5 +1,386 @@
-"""HTTP endpoints of the ticket queue (imported as `ticketing.routes`)."""
+"""HTTP endpoints of the ticket queue (imported as `ticketing.routes`), and its two pages."""
 
+from __future__ import annotations
+
+from flask import Blueprint as PageBlueprint
+from flask import Response, abort, current_app, render_template, request, stream_with_context
 from flask_smorest import Blueprint
+from ticketing import events, services
+from ticketing.schemas import (
+    ApproveSchema,
+    AuditEntrySchema,
+    CheckInSchema,
+    CounterOpenSchema,
+    CounterSessionSchema,
+    CounterStateSchema,
+    QueueSnapshotSchema,
+    RatingSchema,
+    RejectSchema,
+    StaffUrgentRequestSchema,
+    StatsQuerySchema,
+    StatsSchema,
+    TicketCreateSchema,
+    TicketSchema,
+    TransferSchema,
+    UrgentRequestCreateSchema,
+    UrgentRequestSchema,
+    UrgentStatusQuerySchema,
+    UrgentTicketCreateSchema,
+)
+
+from app.catalogue.routes import SelectPage
+from app.errors import NotFound
+from app.extensions import db
+from app.idempotency import idempotent
+from app.redis_client import get_redis
+from app.security import auth_required, require_centre, require_principal
 
 bp = Blueprint("ticketing", __name__, url_prefix="/api/v1", description="Queue")
+pages_bp = PageBlueprint(
+    "ticketing_pages",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static/ticketing",
+)
+
+
+# --------------------------------------------------------------------------------------- tickets
+
+
+@bp.route("/centres/<string:centre_id>/tickets", methods=["POST"])
+@idempotent
+@auth_required("kiosk", "staff", "citizen")
+@bp.arguments(TicketCreateSchema)
+@bp.response(201, TicketSchema)
+def issue_ticket(args, centre_id):
+    """Take a ticket: a kiosk or clerk of the centre (walk-in), or a citizen where remote tickets are on."""
+    principal = require_principal()
+    if principal.role == "citizen":
+        ticket = services.issue_remote_ticket(
+            centre_id=centre_id, service_code=args["service"], account_id=principal.id
+        )
+    else:
+        require_centre(principal, centre_id)
+        ticket = services.issue_walk_in_ticket(
+            centre_id=centre_id, service_code=args["service"], vulnerable=args["vulnerable"]
+        )
+    return services.with_position(ticket)
+
+
+@bp.route("/centres/<string:centre_id>/check-in", methods=["POST"])
+@idempotent
+@auth_required("kiosk", "staff")
+@bp.arguments(CheckInSchema)
+@bp.response(201, TicketSchema)
+def check_in_at_centre(args, centre_id):
+    """A kiosk or clerk checks a booking in by reference (or QR); a late visitor gets a walk-in ticket."""
+    require_centre(require_principal(), centre_id)
+    ticket = services.check_in_booking(reference=args["reference"], centre_id=centre_id, allow_late=True)
+    return services.with_position(ticket)
+
+
+@bp.route("/bookings/<string:reference>/check-in", methods=["POST"])
+@idempotent
+@auth_required("citizen")
+@bp.response(201, TicketSchema)
+def check_in_in_app(reference):
+    """The citizen checks in at the centre from the app, within the check-in window, and gets a ticket."""
+    ticket = services.check_in_booking(
+        reference=reference, centre_id=None, allow_late=False, account_id=require_principal().id
+    )
+    return services.with_position(ticket)
+
+
+@bp.route("/tickets")
+@auth_required("citizen")
+@bp.response(200, TicketSchema(many=True))
+@bp.paginate(SelectPage, page_size=20, max_page_size=100)
+def list_my_tickets():
+    """The citizen's tickets, newest first."""
+    return services.list_my_tickets(account_id=require_principal().id)
+
+
+@bp.route("/tickets/<int:ticket_id>")
+@auth_required("citizen", "staff", "kiosk", "admin")
+@bp.response(200, TicketSchema)
+def get_ticket(ticket_id):
+    """A ticket with its position and estimated wait (its citizen, or staff and kiosks of its centre)."""
+    ticket = services.get_ticket(ticket_id=ticket_id, principal=require_principal())
+    return services.with_position(ticket)
+
+
+@bp.route("/tickets/<int:ticket_id>/rating", methods=["POST"])
+@auth_required("citizen")
+@bp.arguments(RatingSchema)
+@bp.response(200, TicketSchema)
+def rate_ticket(args, ticket_id):
+    """Rate a finished visit 1–5, once."""
+    return services.rate_ticket(
+        ticket_id=ticket_id, account_id=require_principal().id, score=args["score"], comment=args["comment"]
+    )
+
+
+@bp.route("/centres/<string:centre_id>/queue")
+@bp.response(200, QueueSnapshotSchema)
+def queue_snapshot(centre_id):
+    """The public state of the queue: waiting per service and the latest calls."""
+    return services.queue_snapshot(centre_id=centre_id)
+
+
+@bp.route("/centres/<string:centre_id>/queue/stream")
+@bp.doc(
+    responses={
+        "200": {
+            "description": "Server-sent events: `snapshot` on connect, then `ticket.called`, "
+            "`ticket.recalled` and `queue.updated`; a keep-alive comment every ~15 s.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+)
+def queue_stream(centre_id):
+    """Live queue events for the hall display (public)."""
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(events.channel(centre_id))  # before the snapshot: no event falls in between
+    try:
+        snapshot = services.queue_snapshot(centre_id=centre_id)
+    except Exception:
+        pubsub.close()
+        raise
+    finally:
+        # A stream must not hold a database connection (or SQLite's write lock) while it lasts.
+        db.session.remove()
+    keepalive = current_app.config["QUEUE_KEEPALIVE_SECONDS"]
+    body = stream_with_context(events.stream_events(pubsub, snapshot, keepalive_seconds=keepalive))
+    return Response(
+        body,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+    )
+
+
+# ---------------------------------------------------------------------------------- staff: counters
+
+
+@bp.route("/staff/counters/<int:counter_id>/open", methods=["POST"])
+@auth_required("staff")
+@bp.arguments(CounterOpenSchema)
+@bp.response(200, CounterSessionSchema)
+def open_counter(args, counter_id):
+    """Open a counter for a set of services (replaces a session left open there)."""
+    return services.open_counter(
+        counter_id=counter_id, services=args["services"], principal=require_principal()
+    )
+
+
+@bp.route("/staff/counters/<int:counter_id>/close", methods=["POST"])
+@auth_required("staff")
+@bp.response(200, CounterSessionSchema)
+def close_counter(counter_id):
+    """Close a counter."""
+    return services.close_counter(counter_id=counter_id, principal=require_principal())
+
+
+@bp.route("/staff/counters/<int:counter_id>")
+@auth_required("staff")
+@bp.response(200, CounterStateSchema)
+def counter_state(counter_id):
+    """A counter's session, current ticket and the first 50 tickets it will call."""
+    return services.counter_state(counter_id=counter_id, principal=require_principal())
+
+
+@bp.route("/staff/counters/<int:counter_id>/call-next", methods=["POST"])
+@auth_required("staff")
+@bp.response(200, TicketSchema)
+@bp.alt_response(204, description="Nobody is waiting for the services of this counter")
+def call_next(counter_id):
+    """Call the next ticket by the queue policy (urgent, due appointments, then issue order).
+
+    The counter's ticket being served is completed first; one called but not started goes back to its
+    place in the queue first (so nobody is skipped by a double click: use no-show to skip).
+    """
+    ticket = services.call_next_ticket(counter_id=counter_id, principal=require_principal())
+    if ticket is None:
+        return Response(status=204)
+    return services.with_position(ticket)
+
+
+def _staff_action(action, ticket_id):
+    return services.with_position(action(ticket_id=ticket_id, principal=require_principal()))
+
+
+@bp.route("/staff/tickets/<int:ticket_id>/recall", methods=["POST"])
+@auth_required("staff")
+@bp.response(200, TicketSchema)
+def recall(ticket_id):
+    """Announce the ticket again (after the configured number of calls it becomes a no-show)."""
+    return _staff_action(services.recall_ticket, ticket_id)
+
+
+@bp.route("/staff/tickets/<int:ticket_id>/start", methods=["POST"])
+@auth_required("staff")
+@bp.response(200, TicketSchema)
+def start(ticket_id):
+    """The visitor is at the counter."""
+    return _staff_action(services.start_ticket, ticket_id)
+
+
+@bp.route("/staff/tickets/<int:ticket_id>/complete", methods=["POST"])
+@auth_required("staff")
+@bp.response(200, TicketSchema)
+def complete(ticket_id):
+    """The visit is done."""
+    return _staff_action(services.complete_ticket, ticket_id)
+
+
+@bp.route("/staff/tickets/<int:ticket_id>/no-show", methods=["POST"])
+@auth_required("staff")
+@bp.response(200, TicketSchema)
+def no_show(ticket_id):
+    """The called visitor did not come."""
+    return _staff_action(services.mark_no_show, ticket_id)
+
+
+@bp.route("/staff/tickets/<int:ticket_id>/transfer", methods=["POST"])
+@auth_required("staff")
+@bp.arguments(TransferSchema)
+@bp.response(200, TicketSchema)
+def transfer(args, ticket_id):
+    """Send the visitor to another service's queue, keeping their number and original issue time."""
+    ticket = services.transfer_ticket(
+        ticket_id=ticket_id, service_code=args["service"], principal=require_principal()
+    )
+    return services.with_position(ticket)
+
+
+@bp.route("/staff/centres/<string:centre_id>/urgent-tickets", methods=["POST"])
+@idempotent
+@auth_required("supervisor")
+@bp.arguments(UrgentTicketCreateSchema)
+@bp.response(201, TicketSchema)
+def issue_urgent_ticket(args, centre_id):
+    """A supervisor issues an urgent ticket to a walk-in visitor, with the reason (audited)."""
+    principal = require_principal()
+    require_centre(principal, centre_id)
+    ticket = services.issue_urgent_ticket(
+        centre_id=centre_id, service_code=args["service"], reason=args["reason"], actor=principal
+    )
+    return services.with_position(ticket)
+
+
+@bp.route("/staff/centres/<string:centre_id>/stats")
+@auth_required("staff", "admin")
+@bp.arguments(StatsQuerySchema, location="query")
+@bp.response(200, StatsSchema)
+def stats(args, centre_id):
+    """A centre's figures for a local day: tickets by source, waits, service times, no-shows, ratings."""
+    return services.centre_stats(centre_id=centre_id, day=args["date"], principal=require_principal())
+
+
+@bp.route("/staff/centres/<string:centre_id>/audit-log")
+@auth_required("supervisor", "admin")
+@bp.response(200, AuditEntrySchema(many=True))
+@bp.paginate(SelectPage, page_size=50, max_page_size=200)
+def audit_log(centre_id):
+    """The centre's append-only audit trail of urgent decisions and overrides, newest first."""
+    return services.list_audit_entries(centre_id=centre_id, principal=require_principal())
+
+
+# ------------------------------------------------------------------------------- urgent passports
+
+
+@bp.route("/urgent-requests", methods=["POST"])
+@idempotent
+@auth_required("citizen")
+@bp.arguments(UrgentRequestCreateSchema)
+@bp.response(201, UrgentRequestSchema)
+def create_urgent_request(args):
+    """Ask for an urgent passport (one pending at a time; at most 2 approvals a year)."""
+    return services.create_urgent_request(
+        account_id=require_principal().id,
+        centre_id=args["centre_id"],
+        service_code=args["service"],
+        reason_code=args["reason_code"],
+        travel_date=args["travel_date"],
+        details=args["details"],
+    )
+
+
+@bp.route("/urgent-requests")
+@auth_required("citizen")
+@bp.response(200, UrgentRequestSchema(many=True))
+@bp.paginate(SelectPage, page_size=20, max_page_size=100)
+def list_urgent_requests():
+    """The citizen's urgent requests, newest first."""
+    return services.list_my_urgent_requests(account_id=require_principal().id)
+
+
+@bp.route("/urgent-requests/<int:request_id>")
+@auth_required("citizen")
+@bp.response(200, UrgentRequestSchema)
+def get_urgent_request(request_id):
+    """One of the citizen's urgent requests."""
+    return services.get_my_urgent_request(request_id=request_id, account_id=require_principal().id)
+
+
+@bp.route("/staff/centres/<string:centre_id>/urgent-requests")
+@auth_required("supervisor", "admin")
+@bp.arguments(UrgentStatusQuerySchema, location="query")
+@bp.response(200, StaffUrgentRequestSchema(many=True))
+@bp.paginate(SelectPage, page_size=50, max_page_size=200)
+def list_centre_urgent_requests(args, centre_id):
+    """The centre's urgent requests for its supervisors, oldest first (filter by status)."""
+    return services.list_centre_urgent_requests(
+        centre_id=centre_id, status=args.get("status"), principal=require_principal()
+    )
+
+
+@bp.route("/staff/urgent-requests/<int:request_id>/approve", methods=["POST"])
+@auth_required("supervisor")
+@bp.arguments(ApproveSchema)
+@bp.response(200, StaffUrgentRequestSchema)
+def approve_urgent_request(args, request_id):
+    """Approve for a date: an urgent booking from that day's reserve (audited, the citizen is told)."""
+    return services.approve_urgent_request(
+        request_id=request_id, local_date=args["date"], note=args["note"], principal=require_principal()
+    )
+
+
+@bp.route("/staff/urgent-requests/<int:request_id>/reject", methods=["POST"])
+@auth_required("supervisor")
+@bp.arguments(RejectSchema)
+@bp.response(200, StaffUrgentRequestSchema)
+def reject_urgent_request(args, request_id):
+    """Reject with a note (audited, the citizen is told)."""
+    return services.reject_urgent_request(
+        request_id=request_id, note=args["note"], principal=require_principal()
+    )
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+@pages_bp.get("/centres/<string:centre_id>/display")
+def display_page(centre_id):
+    """The hall screen: latest calls (number → counter) and waiting counts, live."""
+    from app.catalogue.services import get_centre
+
+    try:
+        centre = get_centre(centre_id)
+    except NotFound:
+        abort(404)
+    lang = request.args.get("lang", "ar")
+    lang = lang if lang in ("ar", "en") else "ar"
+    return render_template(
+        "display.html",
+        centre=centre,
+        lang=lang,
+        speak=request.args.get("speak") == "1",
+    )
+
+
+@pages_bp.get("/staff/console")
+def console_page():
+    """The clerk's console: sign in, open a counter, call, recall, start, complete, no-show, transfer."""
+    lang = request.args.get("lang", "ar")
+    return render_template("console.html", lang=lang if lang in ("ar", "en") else "ar")

@@ -28,6 +28,7 @@ EXPECTED_JOBS = {
     "send_reminders": "notifications.tasks:send_reminders",
     "dispatch_outbox": "notifications.tasks:dispatch_outbox",
     "close_day": "ticketing.tasks:close_day",
+    "expire_unanswered_calls": "ticketing.tasks:expire_unanswered_calls",
     "prune_idempotency_keys": "app.idempotency:prune_idempotency_keys",
 }
 

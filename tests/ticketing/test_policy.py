@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ticketing.policy import CallPolicy, Candidate, choose_next, effective_time, order_candidates, rank_key
 
@@ -15,7 +15,7 @@ DAY_START = datetime(2025, 3, 2, 7, 30, tzinfo=UTC)
 POLICY = CallPolicy()
 SOURCES = ["urgent", "appointment", "walk_in", "remote"]
 
-PROPS = settings(max_examples=200, deadline=None)
+PROPS = settings(max_examples=120, deadline=None)
 
 
 def at(minutes: float) -> datetime:
@@ -228,8 +228,21 @@ def simulate(
     return called
 
 
-@settings(max_examples=150, deadline=None)
+# 30 appointments due at opening keep 3 counters busy for 100 minutes; the walk-in must not wait for all.
+MORNING_RUSH = (
+    3,
+    timedelta(minutes=10),
+    CallPolicy(),
+    [
+        Candidate(1, "walk_in", at(5)),
+        *(Candidate(2 + i, "appointment", at(0), appointment_at=at(10)) for i in range(30)),
+    ],
+)
+
+
+@settings(max_examples=100, deadline=None)
 @given(days())
+@example(MORNING_RUSH)
 def test_no_walk_in_waits_beyond_the_starvation_bound(day) -> None:
     counters, service, policy, tickets = day
     called = simulate(tickets, counters, service, policy)

@@ -1,0 +1,72 @@
+"""Refusals of the queue and urgent-passport domain, mapped to the error envelope."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from app.errors import Conflict, Forbidden, ValidationFailed
+
+
+class ServiceNotOffered(Conflict):
+    code = "service_not_offered"
+    message = _l("This service is not offered at this centre.")
+
+
+class RemoteTicketsDisabled(Forbidden):
+    code = "remote_tickets_disabled"
+    message = _l("This centre does not issue tickets through the app. Please take a ticket at the kiosk.")
+
+
+class ActiveTicketExists(Conflict):
+    code = "active_ticket_exists"
+    message = _l("You already have a ticket waiting. Use it or wait until it is served.")
+
+
+class TicketState(Conflict):
+    code = "ticket_state"
+    message = _l("This ticket cannot do that in its current state.")
+
+
+class CounterNotOpen(Conflict):
+    code = "counter_not_open"
+    message = _l("Open the counter first.")
+
+
+class CounterInUse(Conflict):
+    code = "counter_in_use"
+    message = _l("Another clerk opened this counter at the same moment. Try again.")
+
+
+class ServiceNotServed(ValidationFailed):
+    code = "service_not_served"
+    message = _l("A counter can serve only services offered at its centre.")
+
+
+class UrgentRequestPending(Conflict):
+    code = "urgent_request_pending"
+    message = _l("You already have an urgent request waiting for a decision.")
+
+
+class UrgentQuotaExceeded(Conflict):
+    code = "urgent_quota_exceeded"
+    message = _l("You have reached the limit of urgent approvals for this year.")
+
+
+class UrgentNotAllowed(ValidationFailed):
+    code = "urgent_not_allowed"
+    message = _l("Urgent requests are only for passport services.")
+
+
+class UrgentAlreadyDecided(Conflict):
+    code = "urgent_already_decided"
+    message = _l("This urgent request has already been decided.")
+
+
+class InvalidDate(ValidationFailed):
+    code = "invalid_date"
+    message = _l("Choose a date from today on.")
+
+
+class RatingNotAllowed(Conflict):
+    code = "rating_not_allowed"
+    message = _l("You can rate a visit once, after it is finished.")

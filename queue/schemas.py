@@ -1,0 +1,245 @@
+"""Bodies of the queue and urgent-passport endpoints."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+import marshmallow as ma
+from marshmallow import validate
+from ticketing.models import URGENT_REASONS, URGENT_STATUSES
+
+from app.schemas import BaseSchema, QuerySchema
+
+SERVICE_CODE = validate.Length(min=3, max=64)
+
+
+class LocalDateTime(ma.fields.AwareDateTime):
+    """An instant shown with the offset of the centre it belongs to (the object's `timezone`)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        zone = obj.get("timezone") if isinstance(obj, dict) else getattr(obj, "timezone", None)
+        if zone:
+            value = value.astimezone(zoneinfo.ZoneInfo(zone))
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class CounterRefSchema(BaseSchema):
+    id = ma.fields.Integer()
+    number = ma.fields.Integer()
+    name_ar = ma.fields.String()
+    name_en = ma.fields.String()
+
+
+class TicketCreateSchema(BaseSchema):
+    service = ma.fields.String(required=True, validate=SERVICE_CODE)
+    vulnerable = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Elderly, disabled or pregnant visitor (kiosk/staff; the app asks the registry)"
+        },
+    )
+
+
+class UrgentTicketCreateSchema(BaseSchema):
+    service = ma.fields.String(required=True, validate=SERVICE_CODE)
+    reason = ma.fields.String(required=True, validate=validate.Length(min=3, max=1000))
+
+
+class CheckInSchema(BaseSchema):
+    reference = ma.fields.String(required=True, validate=validate.Length(min=3, max=40))
+
+
+class TicketSchema(BaseSchema):
+    ticket_id = ma.fields.Integer(attribute="id", dump_only=True)
+    id = ma.fields.Integer(dump_only=True)
+    number = ma.fields.String(dump_only=True, metadata={"example": "P-042"})
+    centre_id = ma.fields.String(dump_only=True)
+    timezone = ma.fields.String(dump_only=True)
+    service = ma.fields.String(attribute="service_code", dump_only=True)
+    source = ma.fields.String(
+        dump_only=True, metadata={"enum": ["walk_in", "appointment", "urgent", "remote"]}
+    )
+    priority = ma.fields.Integer(dump_only=True, metadata={"description": "0 urgent, 1 appointment, 2 other"})
+    vulnerable = ma.fields.Boolean(dump_only=True)
+    status = ma.fields.String(dump_only=True)
+    position = ma.fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "1 = next; 0 = called or being served"}
+    )
+    estimated_wait_minutes = ma.fields.Integer(dump_only=True, allow_none=True)
+    issued_at = LocalDateTime(dump_only=True)
+    appointment_at = LocalDateTime(dump_only=True, allow_none=True)
+    called_at = LocalDateTime(dump_only=True, allow_none=True)
+    started_at = LocalDateTime(dump_only=True, allow_none=True)
+    ended_at = LocalDateTime(dump_only=True, allow_none=True)
+    counter = ma.fields.Nested(CounterRefSchema, dump_only=True, allow_none=True)
+    recall_count = ma.fields.Integer(dump_only=True)
+    booking_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    transferred_from_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    rating = ma.fields.Integer(dump_only=True, allow_none=True)
+    rating_comment = ma.fields.String(dump_only=True, allow_none=True)
+
+
+class RatingSchema(BaseSchema):
+    score = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    comment = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+
+class CounterOpenSchema(BaseSchema):
+    services = ma.fields.List(
+        ma.fields.String(validate=SERVICE_CODE), required=True, validate=validate.Length(min=1, max=20)
+    )
+
+
+class CounterSessionSchema(BaseSchema):
+    id = ma.fields.Integer(dump_only=True)
+    counter_id = ma.fields.Integer(dump_only=True)
+    account_id = ma.fields.Integer(dump_only=True)
+    services = ma.fields.List(ma.fields.String(), dump_only=True)
+    opened_at = ma.fields.AwareDateTime(dump_only=True)
+    closed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    open = ma.fields.Function(lambda s: s.closed_at is None, dump_only=True)
+
+
+class WaitingEntrySchema(BaseSchema):
+    ticket_id = ma.fields.Integer()
+    number = ma.fields.String()
+    service = ma.fields.String()
+    source = ma.fields.String()
+
+
+class CounterStateSchema(BaseSchema):
+    counter = ma.fields.Nested(CounterRefSchema)
+    centre_id = ma.fields.String()
+    open = ma.fields.Boolean()
+    services = ma.fields.List(ma.fields.String())
+    current = ma.fields.Nested(TicketSchema, allow_none=True)
+    waiting = ma.fields.List(
+        ma.fields.Nested(WaitingEntrySchema), metadata={"description": "First 50, in call order"}
+    )
+    waiting_total = ma.fields.Integer()
+
+
+class TransferSchema(BaseSchema):
+    service = ma.fields.String(required=True, validate=SERVICE_CODE)
+
+
+class CallSchema(BaseSchema):
+    ticket_id = ma.fields.Integer()
+    number = ma.fields.String()
+    service = ma.fields.String()
+    counter = ma.fields.Nested(CounterRefSchema, allow_none=True)
+    called_at = ma.fields.String(allow_none=True)
+    recall_count = ma.fields.Integer()
+
+
+class ServiceWaitingSchema(BaseSchema):
+    code = ma.fields.String()
+    name_ar = ma.fields.String()
+    name_en = ma.fields.String()
+    prefix = ma.fields.String()
+    waiting = ma.fields.Integer()
+
+
+class QueueSnapshotSchema(BaseSchema):
+    centre_id = ma.fields.String()
+    name_ar = ma.fields.String()
+    name_en = ma.fields.String()
+    timezone = ma.fields.String()
+    services = ma.fields.List(ma.fields.Nested(ServiceWaitingSchema))
+    waiting = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    recent_calls = ma.fields.List(ma.fields.Nested(CallSchema))
+    open_counters = ma.fields.Integer()
+    at = ma.fields.String()
+
+
+class UrgentRequestCreateSchema(BaseSchema):
+    service = ma.fields.String(required=True, validate=SERVICE_CODE)
+    centre_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reason_code = ma.fields.String(required=True, validate=validate.OneOf(URGENT_REASONS))
+    travel_date = ma.fields.Date(required=True)
+    details = ma.fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class UrgentRequestSchema(BaseSchema):
+    id = ma.fields.Integer(dump_only=True)
+    status = ma.fields.String(dump_only=True, metadata={"enum": list(URGENT_STATUSES)})
+    service = ma.fields.String(attribute="service_code", dump_only=True)
+    centre_id = ma.fields.String(dump_only=True)
+    timezone = ma.fields.String(dump_only=True)
+    reason_code = ma.fields.String(dump_only=True)
+    travel_date = ma.fields.Date(dump_only=True)
+    details = ma.fields.String(dump_only=True)
+    created_at = LocalDateTime(dump_only=True)
+    decided_at = LocalDateTime(dump_only=True, allow_none=True)
+    note = ma.fields.String(dump_only=True, allow_none=True)
+    approved_date = ma.fields.Date(dump_only=True, allow_none=True)
+    booking_id = ma.fields.Integer(dump_only=True, allow_none=True)
+
+
+class StaffUrgentRequestSchema(UrgentRequestSchema):
+    account_id = ma.fields.Integer(dump_only=True)
+    decided_by = ma.fields.Integer(dump_only=True, allow_none=True)
+
+
+class UrgentStatusQuerySchema(QuerySchema):
+    status = ma.fields.String(validate=validate.OneOf(URGENT_STATUSES))
+
+
+class ApproveSchema(BaseSchema):
+    date = ma.fields.Date(required=True)
+    note = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+
+class RejectSchema(BaseSchema):
+    note = ma.fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class AuditEntrySchema(BaseSchema):
+    id = ma.fields.Integer()
+    actor_id = ma.fields.Integer(allow_none=True)
+    actor_role = ma.fields.String()
+    action = ma.fields.String()
+    subject_type = ma.fields.String()
+    subject_id = ma.fields.String()
+    centre_id = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+    created_at = ma.fields.AwareDateTime()
+
+
+class StatsQuerySchema(QuerySchema):
+    date = ma.fields.Date(load_default=None)
+
+
+class _Mean(BaseSchema):
+    mean = ma.fields.Float(allow_none=True)
+    count = ma.fields.Integer()
+
+
+class _Waits(_Mean):
+    p90 = ma.fields.Float(allow_none=True)
+
+
+class CounterFiguresSchema(BaseSchema):
+    counter_id = ma.fields.Integer()
+    number = ma.fields.Integer(allow_none=True)
+    name_ar = ma.fields.String(allow_none=True)
+    name_en = ma.fields.String(allow_none=True)
+    called = ma.fields.Integer()
+    done = ma.fields.Integer()
+
+
+class StatsSchema(BaseSchema):
+    centre_id = ma.fields.String()
+    timezone = ma.fields.String()
+    date = ma.fields.Date()
+    tickets = ma.fields.Integer(metadata={"description": "Visits (tickets not created by a transfer)"})
+    by_source = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    wait_minutes = ma.fields.Nested(_Waits)
+    service_minutes = ma.fields.Nested(_Mean)
+    no_show_rate = ma.fields.Float(allow_none=True)
+    per_counter = ma.fields.List(ma.fields.Nested(CounterFiguresSchema))
+    rating = ma.fields.Nested(_Mean)

@@ -1,0 +1,1321 @@
+"""Rules of the ticket queue: issuing and numbering tickets, counters calling them, positions and waits,
+urgent passports with their audit trail, the end of the day and the day's figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import math
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import bindparam, func, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+from ticketing import events
+from ticketing.errors import (
+    ActiveTicketExists,
+    CounterInUse,
+    CounterNotOpen,
+    InvalidDate,
+    RatingNotAllowed,
+    RemoteTicketsDisabled,
+    ServiceNotOffered,
+    ServiceNotServed,
+    TicketState,
+    UrgentAlreadyDecided,
+    UrgentNotAllowed,
+    UrgentQuotaExceeded,
+    UrgentRequestPending,
+)
+from ticketing.models import (
+    PRIORITY_BY_SOURCE,
+    AuditEntry,
+    CounterSession,
+    Ticket,
+    TicketSequence,
+    UrgentRequest,
+)
+from ticketing.policy import (
+    TIER_REST,
+    CallPolicy,
+    Candidate,
+    effective_time,
+    is_due,
+    order_candidates,
+    rank_key,
+)
+
+from app import clock
+from app.catalogue.models import Centre, Counter, Offering, Service
+from app.catalogue.services import centre_today, get_centre
+from app.database import UTCDateTime, is_postgres
+from app.errors import Forbidden, NotFound
+from app.extensions import db
+from app.security import Principal, require_centre
+
+log = logging.getLogger(__name__)
+
+# How many tickets of each ordering stream call-next reads. The true next ticket is always among them
+# unless more than this many counters are claiming at the very same instant (then it retries).
+HEAD_PER_STREAM = 32
+CLAIM_ATTEMPTS = 50
+RECENT_CALLS = 8
+URGENT_SERVICE_GROUP = "passport"
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def call_policy() -> CallPolicy:
+    """The call-next ordering knobs from the configuration."""
+    cfg = current_app.config
+    return CallPolicy(
+        vulnerable_bonus=dt.timedelta(minutes=cfg["QUEUE_VULNERABLE_BONUS_MINUTES"]),
+        appointment_early=dt.timedelta(minutes=cfg["QUEUE_APPOINTMENT_EARLY_MINUTES"]),
+        starvation_bound=dt.timedelta(minutes=cfg["QUEUE_STARVATION_MINUTES"]),
+    )
+
+
+def _postgres() -> bool:
+    return is_postgres(db.session.get_bind())
+
+
+def _zone(centre: Centre) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(centre.timezone)
+
+
+def _offered(centre_id: str, service_code: str) -> Service:
+    offering = db.session.scalar(
+        select(Offering).where(
+            Offering.centre_id == centre_id, Offering.service_code == service_code, Offering.active.is_(True)
+        )
+    )
+    if offering is None or not offering.service.active:
+        raise ServiceNotOffered(details={"service": service_code})
+    return offering.service
+
+
+def _audit(
+    *,
+    actor: Principal,
+    action: str,
+    subject_type: str,
+    subject_id: Any,
+    centre_id: str | None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit entry to the current transaction (there is no way to change it afterwards)."""
+    db.session.add(
+        AuditEntry(
+            actor_id=actor.id,
+            actor_role=actor.role,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            centre_id=centre_id,
+            reason=reason,
+            details=details or {},
+            created_at=clock.now(),
+        )
+    )
+
+
+def _notify(**kwargs: Any) -> None:
+    """Queue a push for a citizen in the current transaction (the notifications domain's outbox)."""
+    from notifications.services import notify_citizen
+
+    notify_citizen(**kwargs)
+
+
+# ------------------------------------------------------------------------------- numbering & issuing
+
+
+def allocate_ticket_seq(*, centre_id: str, service_code: str, local_date: dt.date) -> int:
+    """The next number of a centre's service for a local day, atomically (an upsert, never a count)."""
+    dialect = postgresql if _postgres() else sqlite
+    table = TicketSequence.__table__
+    stmt = (
+        dialect.insert(table)
+        .values(centre_id=centre_id, service_code=service_code, local_date=local_date, last_seq=1)
+        .on_conflict_do_update(
+            index_elements=["centre_id", "service_code", "local_date"],
+            set_={"last_seq": table.c.last_seq + 1},
+        )
+        .returning(table.c.last_seq)
+    )
+    return db.session.execute(stmt).scalar_one()
+
+
+def _create_ticket(
+    *,
+    centre: Centre,
+    service: Service,
+    source: str,
+    vulnerable: bool = False,
+    account_id: int | None = None,
+    booking_id: int | None = None,
+    urgent_request_id: int | None = None,
+    appointment_at: dt.datetime | None = None,
+) -> Ticket:
+    """Number and add a waiting ticket (no commit)."""
+    local_date = centre_today(centre)
+    seq = allocate_ticket_seq(centre_id=centre.id, service_code=service.code, local_date=local_date)
+    ticket = Ticket(
+        centre_id=centre.id,
+        service_code=service.code,
+        number=f"{service.ticket_prefix}-{seq:03d}",
+        seq=seq,
+        local_date=local_date,
+        source=source,
+        priority=PRIORITY_BY_SOURCE[source],
+        vulnerable=vulnerable,
+        status="waiting",
+        issued_at=clock.now(),
+        appointment_at=appointment_at,
+        recall_count=0,
+        account_id=account_id,
+        booking_id=booking_id,
+        urgent_request_id=urgent_request_id,
+    )
+    db.session.add(ticket)
+    db.session.flush()
+    return ticket
+
+
+def _commit_ticket_change(
+    centre_id: str, *extra_events: tuple[str, dict[str, Any]], waiting_changed: bool = True
+) -> None:
+    """Commit, then tell the centre's screens and consoles (events only after the commit)."""
+    waiting = waiting_counts(centre_id=centre_id) if waiting_changed else None
+    db.session.commit()
+    for event_type, payload in extra_events:
+        events.publish(centre_id, event_type, payload)
+    if waiting is not None:
+        events.publish(centre_id, events.QUEUE_UPDATED, {"waiting": waiting, "at": clock.now().isoformat()})
+
+
+def issue_walk_in_ticket(*, centre_id: str, service_code: str, vulnerable: bool = False) -> Ticket:
+    """A walk-in ticket from a kiosk or a clerk."""
+    centre = get_centre(centre_id)
+    service = _offered(centre_id, service_code)
+    ticket = _create_ticket(centre=centre, service=service, source="walk_in", vulnerable=vulnerable)
+    _commit_ticket_change(centre_id)
+    return ticket
+
+
+def is_vulnerable_citizen(*, account_id: int, on: dt.date) -> bool:
+    """Whether the registry says the citizen is elderly (65+) or disabled."""
+    from app.accounts.models import Account
+    from app.registry.services import lookup_person
+
+    account = db.session.get(Account, account_id)
+    record = lookup_person(account.national_id) if account is not None else None
+    return bool(record and (record.disability or record.age_on(on) >= 65))
+
+
+def issue_remote_ticket(*, centre_id: str, service_code: str, account_id: int) -> Ticket:
+    """A ticket taken in the app, where the centre allows it; one active remote ticket per citizen."""
+    centre = get_centre(centre_id)
+    if not centre.remote_tickets_enabled:
+        raise RemoteTicketsDisabled()
+    service = _offered(centre_id, service_code)
+    vulnerable = is_vulnerable_citizen(account_id=account_id, on=centre_today(centre))
+    try:
+        ticket = _create_ticket(
+            centre=centre, service=service, source="remote", vulnerable=vulnerable, account_id=account_id
+        )
+    except IntegrityError:
+        db.session.rollback()
+        raise ActiveTicketExists() from None
+    _commit_ticket_change(centre_id)
+    return ticket
+
+
+def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor: Principal) -> Ticket:
+    """A supervisor's urgent ticket for a walk-in visitor, with the reason in the audit log."""
+    centre = get_centre(centre_id)
+    service = _offered(centre_id, service_code)
+    ticket = _create_ticket(centre=centre, service=service, source="urgent")
+    _audit(
+        actor=actor,
+        action="urgent_ticket.issued",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        centre_id=centre_id,
+        reason=reason,
+        details={"number": ticket.number, "service": service_code},
+    )
+    _commit_ticket_change(centre_id)
+    return ticket
+
+
+def check_in_booking(
+    *, reference: str, centre_id: str | None, allow_late: bool, account_id: int | None = None
+) -> Ticket:
+    """Check a booking in and give its visitor a ticket, in one transaction.
+
+    An urgent booking becomes an `urgent` ticket; a late one (when allowed) a walk-in ticket; otherwise
+    an `appointment` ticket due at its slot. `account_id` restricts the booking to its owner (404).
+    """
+    from booking import services as booking
+
+    if account_id is not None:
+        owned = booking.get_booking(reference=reference, account_id=account_id)
+        centre_id = owned.centre_id if centre_id is None else centre_id
+    if centre_id is None:
+        raise NotFound()
+    checked = booking.mark_checked_in(reference=reference, centre_id=centre_id, allow_late=allow_late)
+    centre = get_centre(checked.centre_id)
+    service = db.session.get(Service, checked.service_code)
+    if checked.kind == "urgent":
+        request = db.session.scalar(
+            select(UrgentRequest).where(
+                UrgentRequest.booking_id == checked.booking_id, UrgentRequest.status == "approved"
+            )
+        )
+        if request is not None:
+            request.status = "used"
+        source = "urgent"
+        request_id = request.id if request is not None else None
+    else:
+        source = "walk_in" if checked.late else "appointment"
+        request_id = None
+    ticket = _create_ticket(
+        centre=centre,
+        service=service,
+        source=source,
+        vulnerable=is_vulnerable_citizen(account_id=checked.account_id, on=centre_today(centre)),
+        account_id=checked.account_id,
+        booking_id=checked.booking_id,
+        urgent_request_id=request_id,
+        appointment_at=checked.slot_start if source == "appointment" else None,
+    )
+    _commit_ticket_change(centre.id)
+    return ticket
+
+
+# ------------------------------------------------------------------------------ reading the queue
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    id: int
+    source: str
+    issued_at: dt.datetime
+    vulnerable: bool
+    appointment_at: dt.datetime | None
+    account_id: int | None
+    service_code: str
+    number: str
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.id, self.source, self.issued_at, self.vulnerable, self.appointment_at)
+
+
+_WAITING_COLUMNS = (
+    Ticket.id,
+    Ticket.source,
+    Ticket.issued_at,
+    Ticket.vulnerable,
+    Ticket.appointment_at,
+    Ticket.account_id,
+    Ticket.service_code,
+    Ticket.number,
+)
+
+
+def _waiting_query(centre_id, services):
+    return select(*_WAITING_COLUMNS).where(
+        Ticket.centre_id == centre_id, Ticket.status == "waiting", Ticket.service_code.in_(services)
+    )
+
+
+# The streams the policy's order is merged from; each is sorted by the key the policy ranks it by.
+_STREAM_URGENT, _STREAM_WALK_IN, _STREAM_WALK_IN_VULNERABLE = 0, 1, 2
+_STREAM_APPOINTMENT_DUE, _STREAM_APPOINTMENT, _STREAM_APPOINTMENT_VULNERABLE = 3, 4, 5
+
+
+@functools.cache
+def _head_statement(per_stream: int):
+    """The heads of every ordering stream, in one round trip (built once: this runs on every call)."""
+    base = select(*_WAITING_COLUMNS).where(
+        Ticket.centre_id == bindparam("centre_id"),
+        Ticket.status == "waiting",
+        Ticket.service_code.in_(bindparam("services", expanding=True)),
+    )
+    walk_in = Ticket.source.in_(("walk_in", "remote"))
+    appointment = Ticket.source == "appointment"
+    by_issue = (Ticket.issued_at, Ticket.id)
+    streams = {
+        _STREAM_URGENT: base.where(Ticket.source == "urgent").order_by(*by_issue),
+        _STREAM_WALK_IN: base.where(walk_in, Ticket.vulnerable.is_(False)).order_by(*by_issue),
+        _STREAM_WALK_IN_VULNERABLE: base.where(walk_in, Ticket.vulnerable.is_(True)).order_by(*by_issue),
+        _STREAM_APPOINTMENT_DUE: base.where(appointment).order_by(Ticket.appointment_at, *by_issue),
+        _STREAM_APPOINTMENT: base.where(appointment, Ticket.vulnerable.is_(False)).order_by(*by_issue),
+        _STREAM_APPOINTMENT_VULNERABLE: base.where(appointment, Ticket.vulnerable.is_(True)).order_by(
+            *by_issue
+        ),
+    }
+    # Each limited stream is wrapped in a subquery so SQLite accepts its ORDER BY / LIMIT.
+    return union_all(
+        *(
+            select(*stream.add_columns(literal(index).label("stream")).limit(per_stream).subquery().c)
+            for index, stream in streams.items()
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """The first waiting tickets in call order, and how far down that order they are known to be exact."""
+
+    rows: list[_Waiting]
+    horizon: tuple | None  # a rank key; tickets ranked after it may have better ones not loaded
+
+    def safe(self, row: _Waiting, now: dt.datetime, policy: CallPolicy) -> bool:
+        return self.horizon is None or rank_key(row.candidate(), now=now, policy=policy) <= self.horizon
+
+
+def _head_of_queue(
+    centre_id: str, services: Sequence[str], *, now: dt.datetime, per_stream: int = HEAD_PER_STREAM
+) -> _Head:
+    """The first tickets of every ordering stream, in the policy's call order.
+
+    The policy's minimum over all waiting tickets is the minimum over the streams' heads. A stream cut
+    at `per_stream` rows bounds what its unread rows can rank: candidates ranked after that bound (the
+    horizon) may be beaten by an unread ticket, so a caller must reload instead of taking them (that
+    happens when other counters consumed the whole head while this one was slow).
+    """
+    policy = call_policy()
+    params = {"centre_id": centre_id, "services": list(services)}
+    by_stream: dict[int, list[_Waiting]] = {}
+    rows: dict[int, _Waiting] = {}
+    for *values, stream in db.session.execute(_head_statement(per_stream), params):
+        row = _Waiting(*values)
+        rows[row.id] = row
+        by_stream.setdefault(stream, []).append(row)
+    bounds = []
+    for stream, members in by_stream.items():
+        if len(members) < per_stream:
+            continue  # the whole stream is loaded
+        if stream == _STREAM_APPOINTMENT_DUE:
+            last = max(members, key=lambda r: (r.appointment_at, r.issued_at, r.id))
+            if is_due(last.candidate(), now=now, policy=policy):
+                bounds.append(rank_key(last.candidate(), now=now, policy=policy))
+            # Otherwise unread rows are not due either: their rank is by issue time, bounded below.
+        elif stream in (_STREAM_APPOINTMENT, _STREAM_APPOINTMENT_VULNERABLE):
+            last = max(members, key=lambda r: (r.issued_at, r.id))
+            # Unread rows that are not due rank by (effective) issue time, never before this.
+            bounds.append((TIER_REST, effective_time(last.candidate(), policy), last.issued_at, last.id))
+        else:
+            last = max(members, key=lambda r: (r.issued_at, r.id))
+            bounds.append(rank_key(last.candidate(), now=now, policy=policy))
+    return _Head(rows=_in_call_order(rows.values(), now), horizon=min(bounds) if bounds else None)
+
+
+def _in_call_order(rows: Iterable[_Waiting], now: dt.datetime) -> list[_Waiting]:
+    by_id = {r.id: r for r in rows}
+    ordered = order_candidates((r.candidate() for r in by_id.values()), now=now, policy=call_policy())
+    return [by_id[c.id] for c in ordered]
+
+
+def _exact_head(head: _Head, now: dt.datetime) -> list[_Waiting]:
+    policy = call_policy()
+    return [row for row in head.rows if head.safe(row, now, policy)]
+
+
+def waiting_in_order(*, centre_id: str, services: Sequence[str], limit: int | None = None) -> list[_Waiting]:
+    """Waiting tickets of these services in the order counters will call them."""
+    now = clock.now()
+    if limit is not None and limit <= HEAD_PER_STREAM:
+        exact = _exact_head(_head_of_queue(centre_id, services, now=now), now)
+        if len(exact) >= limit:
+            return exact[:limit]
+    rows = [_Waiting(*r) for r in db.session.execute(_waiting_query(centre_id, list(services)))]
+    ordered = _in_call_order(rows, now)
+    return ordered if limit is None else ordered[:limit]
+
+
+@functools.cache
+def _counts_statement():
+    return (
+        select(Ticket.service_code, func.count())
+        .where(Ticket.centre_id == bindparam("centre_id"), Ticket.status == "waiting")
+        .group_by(Ticket.service_code)
+    )
+
+
+def waiting_counts(*, centre_id: str) -> dict[str, int]:
+    """Waiting tickets per service at a centre."""
+    rows = db.session.execute(_counts_statement(), {"centre_id": centre_id})
+    return {code: count for code, count in rows}
+
+
+def open_sessions(*, centre_id: str) -> list[CounterSession]:
+    """The counters open right now at a centre."""
+    return list(
+        db.session.scalars(
+            select(CounterSession)
+            .join(Counter, Counter.id == CounterSession.counter_id)
+            .where(Counter.centre_id == centre_id, CounterSession.closed_at.is_(None))
+        )
+    )
+
+
+def average_service_minutes(*, centre_id: str, service_code: str) -> float:
+    """Rolling mean of the last finished visits of a service at a centre (the catalogue's figure if none)."""
+    samples = current_app.config["QUEUE_SERVICE_TIME_SAMPLES"]
+    rows = db.session.execute(
+        select(Ticket.started_at, Ticket.ended_at)
+        .where(
+            Ticket.centre_id == centre_id,
+            Ticket.service_code == service_code,
+            Ticket.status == "done",
+            Ticket.started_at.is_not(None),
+            Ticket.ended_at.is_not(None),
+        )
+        .order_by(Ticket.ended_at.desc())
+        .limit(samples)
+    ).all()
+    durations = [(end - start).total_seconds() / 60 for start, end in rows if end >= start]
+    if durations:
+        return max(0.5, sum(durations) / len(durations))
+    service = db.session.get(Service, service_code)
+    return float(service.avg_service_minutes if service else 10)
+
+
+def with_position(ticket: Ticket) -> Ticket:
+    """Attach `position` (1 = next) and `estimated_wait_minutes` to a ticket for its answer."""
+    ticket.position = None
+    ticket.estimated_wait_minutes = None
+    if ticket.status in ("called", "serving"):
+        ticket.position, ticket.estimated_wait_minutes = 0, 0
+    elif ticket.status == "waiting":
+        order = waiting_in_order(centre_id=ticket.centre_id, services=[ticket.service_code])
+        ahead = next((i for i, row in enumerate(order) if row.id == ticket.id), len(order))
+        counters = sum(
+            1 for s in open_sessions(centre_id=ticket.centre_id) if ticket.service_code in (s.services or [])
+        )
+        average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
+        ticket.position = ahead + 1
+        ticket.estimated_wait_minutes = math.ceil(ahead * average / max(1, counters))
+    return ticket
+
+
+def transferred_to_id(ticket: Ticket) -> int | None:
+    """The copy a transfer made of this ticket, if any."""
+    return db.session.scalar(select(Ticket.id).where(Ticket.transferred_from_id == ticket.id))
+
+
+def get_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
+    """A ticket for its citizen (others get 404), or for staff and kiosks of its centre (403 elsewhere)."""
+    ticket = db.session.get(Ticket, ticket_id)
+    if principal.role == "citizen":
+        if ticket is None or ticket.account_id != principal.id:
+            raise NotFound()
+        return ticket
+    if ticket is None:
+        raise NotFound()
+    require_centre(principal, ticket.centre_id)
+    return ticket
+
+
+def list_my_tickets(*, account_id: int):
+    """A citizen's tickets, newest first (a select for pagination)."""
+    return select(Ticket).where(Ticket.account_id == account_id).order_by(Ticket.id.desc())
+
+
+def _counter_payload(counter: Counter | None) -> dict[str, Any] | None:
+    if counter is None:
+        return None
+    return {
+        "id": counter.id,
+        "number": counter.number,
+        "name_ar": counter.name_ar,
+        "name_en": counter.name_en,
+    }
+
+
+def call_payload(ticket: Ticket) -> dict[str, Any]:
+    """What a screen shows for a call: number → counter."""
+    return {
+        "ticket_id": ticket.id,
+        "number": ticket.number,
+        "service": ticket.service_code,
+        "counter": _counter_payload(ticket.counter),
+        "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
+        "recall_count": ticket.recall_count,
+    }
+
+
+def queue_snapshot(*, centre_id: str) -> dict[str, Any]:
+    """The public state of a centre's queue: waiting per service, the latest calls, counters open."""
+    centre = get_centre(centre_id)
+    counts = waiting_counts(centre_id=centre_id)
+    offerings = sorted((o for o in centre.offerings if o.active), key=lambda o: o.service_code)
+    recent = db.session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.centre_id == centre_id,
+            Ticket.local_date == centre_today(centre),
+            Ticket.called_at.is_not(None),
+            Ticket.counter_id.is_not(None),
+        )
+        .order_by(Ticket.called_at.desc(), Ticket.id.desc())
+        .limit(RECENT_CALLS)
+    ).all()
+    return {
+        "centre_id": centre.id,
+        "name_ar": centre.name_ar,
+        "name_en": centre.name_en,
+        "timezone": centre.timezone,
+        "services": [
+            {
+                "code": o.service_code,
+                "name_ar": o.service.name_ar,
+                "name_en": o.service.name_en,
+                "prefix": o.service.ticket_prefix,
+                "waiting": counts.get(o.service_code, 0),
+            }
+            for o in offerings
+        ],
+        "waiting": counts,
+        "recent_calls": [call_payload(t) for t in recent],
+        "open_counters": len(open_sessions(centre_id=centre_id)),
+        "at": clock.now().isoformat(),
+    }
+
+
+# ---------------------------------------------------------------------------------------- counters
+
+
+def _counter_for(counter_id: int, principal: Principal) -> Counter:
+    counter = db.session.get(Counter, counter_id)
+    if counter is None:
+        raise NotFound()
+    require_centre(principal, counter.centre_id)
+    return counter
+
+
+def _open_session_of(counter_id: int, *, lock: bool = False) -> CounterSession | None:
+    query = select(CounterSession).where(
+        CounterSession.counter_id == counter_id, CounterSession.closed_at.is_(None)
+    )
+    if lock:
+        query = query.with_for_update()
+    return db.session.scalar(query)
+
+
+def open_counter(*, counter_id: int, services: Sequence[str], principal: Principal) -> CounterSession:
+    """A clerk opens a counter for services; it replaces whatever session was left open there or by them."""
+    counter = _counter_for(counter_id, principal)
+    wanted = list(dict.fromkeys(services))
+    offered = set(
+        db.session.scalars(
+            select(Offering.service_code).where(
+                Offering.centre_id == counter.centre_id,
+                Offering.service_code.in_(wanted),
+                Offering.active.is_(True),
+            )
+        )
+    )
+    missing = [code for code in wanted if code not in offered]
+    if missing or not wanted:
+        raise ServiceNotServed(details={"services": missing})
+    now = clock.now()
+    current = _open_session_of(counter_id, lock=True)
+    if current is not None and current.account_id == principal.id:
+        current.services = wanted
+        db.session.commit()
+        return current
+    db.session.execute(
+        update(CounterSession)
+        .where(
+            CounterSession.closed_at.is_(None),
+            (CounterSession.counter_id == counter_id) | (CounterSession.account_id == principal.id),
+        )
+        .values(closed_at=now)
+    )
+    session = CounterSession(counter_id=counter_id, account_id=principal.id, services=wanted, opened_at=now)
+    db.session.add(session)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise CounterInUse() from None
+    return session
+
+
+def close_counter(*, counter_id: int, principal: Principal) -> CounterSession | None:
+    """Close a counter (its current ticket, if any, stays with the counter until finished)."""
+    _counter_for(counter_id, principal)
+    session = _open_session_of(counter_id, lock=True)
+    if session is None:
+        raise CounterNotOpen()
+    session.closed_at = clock.now()
+    db.session.commit()
+    return session
+
+
+def counter_state(*, counter_id: int, principal: Principal) -> dict[str, Any]:
+    """A counter's open session, its current ticket and the waiting list it calls from."""
+    counter = _counter_for(counter_id, principal)
+    session = _open_session_of(counter_id)
+    current = _current_ticket(counter_id)
+    services = session.services if session else []
+    waiting = waiting_in_order(centre_id=counter.centre_id, services=services, limit=50) if services else []
+    counts = waiting_counts(centre_id=counter.centre_id)
+    return {
+        "counter": _counter_payload(counter),
+        "centre_id": counter.centre_id,
+        "open": session is not None,
+        "services": services,
+        "current": current,
+        "waiting": [
+            {"ticket_id": w.id, "number": w.number, "service": w.service_code, "source": w.source}
+            for w in waiting
+        ],
+        "waiting_total": sum(counts.get(code, 0) for code in services),
+    }
+
+
+def _current_ticket(counter_id: int, *, lock: bool = False) -> Ticket | None:
+    query = (
+        select(Ticket)
+        .where(Ticket.counter_id == counter_id, Ticket.status.in_(("called", "serving")))
+        .order_by(Ticket.called_at.desc())
+        .limit(1)
+    )
+    return db.session.scalar(query.with_for_update() if lock else query)
+
+
+@functools.cache
+def _claim_statement(skip_locked: bool):
+    """Waiting → called for one ticket, returning it (built once: this runs on every call)."""
+    target = Ticket.id == bindparam("ticket_id")
+    if skip_locked:
+        # PostgreSQL: a row another counter is claiming right now is skipped, not waited for.
+        probe = aliased(Ticket)
+        target = Ticket.id.in_(
+            select(probe.id)
+            .where(probe.id == bindparam("ticket_id"), probe.status == "waiting")
+            .with_for_update(skip_locked=True)
+        )
+    return (
+        update(Ticket)
+        .where(target, Ticket.status == "waiting")
+        .values(
+            status="called",
+            counter_id=bindparam("counter_id"),
+            served_by_id=bindparam("clerk_id"),
+            called_at=bindparam("now", type_=UTCDateTime),
+        )
+        .returning(Ticket)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+def _claim(
+    ticket_id: int, *, counter_id: int, clerk_id: int, now: dt.datetime, skip_locked: bool
+) -> Ticket | None:
+    """Take one waiting ticket for a counter, or None if another counter has it (or is taking it)."""
+    params = {"ticket_id": ticket_id, "counter_id": counter_id, "clerk_id": clerk_id, "now": now}
+    return db.session.scalars(_claim_statement(skip_locked), params).first()
+
+
+def _finish_current_ticket(counter_id: int) -> bool:
+    """Before the next call: a visit being served is done; a called visitor who never came forward goes
+    back to the queue with their issue time (so a double click never skips anyone; no-show is explicit)."""
+    # Locked: a start or complete clicked at the same moment is applied first, never overwritten.
+    current = _current_ticket(counter_id, lock=True)
+    if current is None:
+        return False
+    now = clock.now()
+    if current.status == "serving":
+        current.status = "done"
+        current.ended_at = now
+        if current.booking_id is not None:
+            from booking import services as booking
+
+            booking.complete_booking(booking_id=current.booking_id)
+    else:
+        current.status = "waiting"
+        current.counter_id = None
+        current.served_by_id = None
+    db.session.flush()
+    return True
+
+
+def call_next_ticket(*, counter_id: int, principal: Principal) -> Ticket | None:
+    """Call the next ticket by the policy among the services the counter serves; None if nobody waits.
+
+    A ticket still being served at this counter is completed first; one called but never started goes
+    back to the queue first (keeping its place), so it is usually called again.
+    """
+    counter = _counter_for(counter_id, principal)
+    # Locking the session row serialises two clicks at the same counter; other counters go on in parallel.
+    session = _open_session_of(counter_id, lock=True)
+    if session is None:
+        raise CounterNotOpen()
+    finished = _finish_current_ticket(counter_id)
+    postgres = _postgres()
+    policy = call_policy()
+    ticket = None
+    for attempt in range(CLAIM_ATTEMPTS):
+        now = clock.now()
+        head = _head_of_queue(counter.centre_id, session.services, now=now)
+        if not head.rows:
+            break
+        # After a few rounds of finding every head ticket taken, wait for locks instead of skipping them.
+        skip_locked = postgres and attempt < 3
+        for row in head.rows:
+            if not head.safe(row, now, policy):
+                break  # other counters used up what this snapshot knew: read the queue again
+            ticket = _claim(
+                row.id, counter_id=counter_id, clerk_id=principal.id, now=now, skip_locked=skip_locked
+            )
+            if ticket is not None:
+                break
+        if ticket is not None:
+            break
+    else:
+        log.warning("call-next gave up after %s attempts", CLAIM_ATTEMPTS, extra={"counter_id": counter_id})
+    if ticket is None:
+        if finished:
+            _commit_ticket_change(counter.centre_id, waiting_changed=False)
+        else:
+            db.session.rollback()
+        return None
+    _after_call(ticket, counter)
+    _commit_ticket_change(counter.centre_id, (events.TICKET_CALLED, call_payload(ticket)))
+    return ticket
+
+
+def _after_call(ticket: Ticket, counter: Counter) -> None:
+    """Pushes in the caller's transaction: 'go to counter N', and 'your turn is near' to those next."""
+    if ticket.account_id is not None:
+        _notify(
+            account_id=ticket.account_id,
+            kind="ticket_called",
+            params={
+                "number": ticket.number,
+                "counter": counter.number,
+                "ticket_id": ticket.id,
+                "centre_id": ticket.centre_id,
+                "service_code": ticket.service_code,
+            },
+            dedupe_key=f"ticket_called:{ticket.id}:{ticket.recall_count}",
+        )
+    near = current_app.config["TURN_NEAR_AHEAD"]
+    if near <= 0:
+        return
+    now = clock.now()
+    order = _exact_head(_head_of_queue(ticket.centre_id, [ticket.service_code], now=now), now)
+    for ahead, row in enumerate(order[: near + 1]):
+        if row.account_id is None:
+            continue
+        _notify(
+            account_id=row.account_id,
+            kind="turn_near",
+            params={
+                "number": row.number,
+                "ahead": ahead,
+                "ticket_id": row.id,
+                "centre_id": ticket.centre_id,
+                "service_code": row.service_code,
+            },
+            dedupe_key=f"turn_near:{row.id}",
+        )
+
+
+def _staff_ticket(ticket_id: int, principal: Principal, *, lock: bool = True) -> Ticket:
+    query = select(Ticket).where(Ticket.id == ticket_id)
+    if lock:
+        query = query.with_for_update()
+    ticket = db.session.scalar(query)
+    if ticket is None:
+        raise NotFound()
+    require_centre(principal, ticket.centre_id)
+    return ticket
+
+
+def _require_status(ticket: Ticket, *allowed: str) -> None:
+    if ticket.status not in allowed:
+        db.session.rollback()
+        raise TicketState(details={"status": ticket.status, "allowed": list(allowed)})
+
+
+def recall_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
+    """Announce a called ticket again; after the configured number of calls it becomes a no-show."""
+    ticket = _staff_ticket(ticket_id, principal)
+    _require_status(ticket, "called")
+    if 1 + ticket.recall_count >= current_app.config["QUEUE_MAX_CALLS"]:
+        ticket.status = "no_show"
+        ticket.ended_at = clock.now()
+        _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+        return ticket
+    ticket.recall_count += 1
+    ticket.called_at = clock.now()
+    if ticket.counter is not None:
+        _after_call(ticket, ticket.counter)
+    _commit_ticket_change(ticket.centre_id, (events.TICKET_RECALLED, call_payload(ticket)))
+    return ticket
+
+
+def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
+    """The visitor arrived at the counter: service starts."""
+    ticket = _staff_ticket(ticket_id, principal)
+    _require_status(ticket, "called")
+    ticket.status = "serving"
+    ticket.started_at = clock.now()
+    _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+    return ticket
+
+
+def complete_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
+    """The visit is done (a called ticket counts as started now); its booking is completed too."""
+    ticket = _staff_ticket(ticket_id, principal)
+    _require_status(ticket, "called", "serving")
+    now = clock.now()
+    ticket.started_at = ticket.started_at or now
+    ticket.ended_at = now
+    ticket.status = "done"
+    if ticket.booking_id is not None:
+        from booking import services as booking
+
+        booking.complete_booking(booking_id=ticket.booking_id)
+    _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+    return ticket
+
+
+def mark_no_show(*, ticket_id: int, principal: Principal) -> Ticket:
+    """The called visitor never came to the counter."""
+    ticket = _staff_ticket(ticket_id, principal)
+    _require_status(ticket, "called")
+    ticket.status = "no_show"
+    ticket.ended_at = clock.now()
+    _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+    return ticket
+
+
+def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) -> Ticket:
+    """Move a visitor to another service's queue, keeping the printed number and the original issue time."""
+    ticket = _staff_ticket(ticket_id, principal)
+    _require_status(ticket, "waiting", "called", "serving")
+    if service_code == ticket.service_code:
+        db.session.rollback()
+        raise TicketState(details={"status": ticket.status, "service": service_code})
+    _offered(ticket.centre_id, service_code)
+    now = clock.now()
+    ticket.status = "transferred"
+    ticket.ended_at = now
+    copy = Ticket(
+        centre_id=ticket.centre_id,
+        service_code=service_code,
+        number=ticket.number,
+        seq=None,
+        local_date=ticket.local_date,
+        source=ticket.source,
+        priority=ticket.priority,
+        vulnerable=ticket.vulnerable,
+        status="waiting",
+        issued_at=ticket.issued_at,
+        appointment_at=ticket.appointment_at,
+        recall_count=0,
+        account_id=ticket.account_id,
+        booking_id=ticket.booking_id,
+        urgent_request_id=ticket.urgent_request_id,
+        transferred_from_id=ticket.id,
+    )
+    # The remote-ticket index allows one active remote ticket: the old one is no longer active first.
+    db.session.flush()
+    db.session.add(copy)
+    db.session.flush()
+    _commit_ticket_change(ticket.centre_id)
+    return copy
+
+
+def rate_ticket(*, ticket_id: int, account_id: int, score: int, comment: str | None) -> Ticket:
+    """The citizen rates a finished visit, once."""
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None or ticket.account_id != account_id:
+        raise NotFound()
+    rated = db.session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.status == "done", Ticket.rating.is_(None))
+        .values(rating=score, rating_comment=comment or None, rated_at=clock.now())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if rated != 1:
+        db.session.rollback()
+        raise RatingNotAllowed(details={"status": ticket.status})
+    db.session.commit()
+    return db.session.get(Ticket, ticket_id, populate_existing=True)
+
+
+# ------------------------------------------------------------------------------- urgent passports
+
+
+def _approved_recently(account_id: int, now: dt.datetime) -> int:
+    window = dt.timedelta(days=current_app.config["URGENT_WINDOW_DAYS"])
+    return db.session.scalar(
+        select(func.count())
+        .select_from(UrgentRequest)
+        .where(
+            UrgentRequest.account_id == account_id,
+            UrgentRequest.status.in_(("approved", "used")),
+            UrgentRequest.decided_at >= now - window,
+        )
+    )
+
+
+def create_urgent_request(
+    *,
+    account_id: int,
+    centre_id: str,
+    service_code: str,
+    reason_code: str,
+    travel_date: dt.date,
+    details: str,
+) -> UrgentRequest:
+    """A citizen asks for an urgent passport: one pending at a time, a yearly cap on approvals."""
+    centre = get_centre(centre_id)
+    service = _offered(centre_id, service_code)
+    if service.group != URGENT_SERVICE_GROUP:
+        raise UrgentNotAllowed(details={"service": service_code})
+    if travel_date < centre_today(centre):
+        raise InvalidDate(details={"travel_date": travel_date.isoformat()})
+    now = clock.now()
+    cap = current_app.config["URGENT_MAX_APPROVED"]
+    if _approved_recently(account_id, now) >= cap:
+        raise UrgentQuotaExceeded(details={"limit": cap, "days": current_app.config["URGENT_WINDOW_DAYS"]})
+    request = UrgentRequest(
+        account_id=account_id,
+        centre_id=centre_id,
+        service_code=service_code,
+        reason_code=reason_code,
+        travel_date=travel_date,
+        details=details,
+        status="pending",
+        created_at=now,
+    )
+    db.session.add(request)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The partial unique index holds "one pending per citizen", whatever the concurrency.
+        db.session.rollback()
+        raise UrgentRequestPending() from None
+    return request
+
+
+def list_my_urgent_requests(*, account_id: int):
+    """A citizen's urgent requests, newest first (a select for pagination)."""
+    return (
+        select(UrgentRequest).where(UrgentRequest.account_id == account_id).order_by(UrgentRequest.id.desc())
+    )
+
+
+def get_my_urgent_request(*, request_id: int, account_id: int) -> UrgentRequest:
+    """One of the citizen's urgent requests (anyone else's is 404)."""
+    request = db.session.get(UrgentRequest, request_id)
+    if request is None or request.account_id != account_id:
+        raise NotFound()
+    return request
+
+
+def list_centre_urgent_requests(*, centre_id: str, status: str | None, principal: Principal):
+    """A centre's urgent requests for its supervisors, oldest pending first (a select for pagination)."""
+    get_centre(centre_id)
+    require_centre(principal, centre_id)
+    query = select(UrgentRequest).where(UrgentRequest.centre_id == centre_id)
+    if status:
+        query = query.where(UrgentRequest.status == status)
+    return query.order_by(UrgentRequest.created_at, UrgentRequest.id)
+
+
+def _pending_request_for(request_id: int, principal: Principal) -> UrgentRequest:
+    request = db.session.scalar(select(UrgentRequest).where(UrgentRequest.id == request_id).with_for_update())
+    if request is None:
+        raise NotFound()
+    require_centre(principal, request.centre_id)
+    if request.status != "pending":
+        db.session.rollback()
+        raise UrgentAlreadyDecided(details={"status": request.status})
+    return request
+
+
+def _decide(
+    request: UrgentRequest, *, status: str, principal: Principal, now: dt.datetime, **values: Any
+) -> None:
+    """Move a pending request to its decision; the WHERE makes two supervisors' clicks count once."""
+    decided = db.session.execute(
+        update(UrgentRequest)
+        .where(UrgentRequest.id == request.id, UrgentRequest.status == "pending")
+        .values(status=status, decided_by=principal.id, decided_at=now, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if decided != 1:
+        db.session.rollback()
+        raise UrgentAlreadyDecided()
+
+
+def approve_urgent_request(
+    *, request_id: int, local_date: dt.date, note: str | None, principal: Principal
+) -> UrgentRequest:
+    """A supervisor approves for a date: an urgent booking from that day's reserve, over slot capacity."""
+    request = _pending_request_for(request_id, principal)
+    centre = get_centre(request.centre_id)
+    if local_date < centre_today(centre):
+        db.session.rollback()
+        raise InvalidDate(details={"date": local_date.isoformat()})
+    now = clock.now()
+    cap = current_app.config["URGENT_MAX_APPROVED"]
+    if _approved_recently(request.account_id, now) >= cap:
+        db.session.rollback()
+        raise UrgentQuotaExceeded(details={"limit": cap, "days": current_app.config["URGENT_WINDOW_DAYS"]})
+    from booking import services as booking
+
+    try:
+        created = booking.create_urgent_booking(
+            account_id=request.account_id,
+            centre_id=request.centre_id,
+            service_code=request.service_code,
+            local_date=local_date,
+        )
+    except Exception:
+        db.session.rollback()
+        raise
+    _decide(
+        request,
+        status="approved",
+        principal=principal,
+        now=now,
+        note=note,
+        approved_date=local_date,
+        booking_id=created.id,
+    )
+    _audit(
+        actor=principal,
+        action="urgent_request.approved",
+        subject_type="urgent_request",
+        subject_id=request.id,
+        centre_id=request.centre_id,
+        reason=note,
+        details={
+            "date": local_date.isoformat(),
+            "booking_id": created.id,
+            "reference": getattr(created, "reference", None),
+        },
+    )
+    _notify(
+        account_id=request.account_id,
+        kind="urgent_approved",
+        params={
+            "centre_id": request.centre_id,
+            "service_code": request.service_code,
+            "date": local_date.isoformat(),
+            "note": note or "",
+            "request_id": request.id,
+            "reference": getattr(created, "reference", None),
+        },
+        dedupe_key=f"urgent_decided:{request.id}",
+    )
+    db.session.commit()
+    return db.session.get(UrgentRequest, request.id, populate_existing=True)
+
+
+def reject_urgent_request(*, request_id: int, note: str, principal: Principal) -> UrgentRequest:
+    """A supervisor turns an urgent request down, saying why."""
+    request = _pending_request_for(request_id, principal)
+    now = clock.now()
+    _decide(request, status="rejected", principal=principal, now=now, note=note)
+    _audit(
+        actor=principal,
+        action="urgent_request.rejected",
+        subject_type="urgent_request",
+        subject_id=request.id,
+        centre_id=request.centre_id,
+        reason=note,
+    )
+    _notify(
+        account_id=request.account_id,
+        kind="urgent_rejected",
+        params={
+            "centre_id": request.centre_id,
+            "service_code": request.service_code,
+            "note": note,
+            "request_id": request.id,
+        },
+        dedupe_key=f"urgent_decided:{request.id}",
+    )
+    db.session.commit()
+    return db.session.get(UrgentRequest, request.id, populate_existing=True)
+
+
+def list_audit_entries(*, centre_id: str, principal: Principal):
+    """A centre's audit trail, newest first (a select for pagination)."""
+    get_centre(centre_id)
+    require_centre(principal, centre_id)
+    return select(AuditEntry).where(AuditEntry.centre_id == centre_id).order_by(AuditEntry.id.desc())
+
+
+# -------------------------------------------------------------------------------------- the day
+
+
+def closing_instant(centre: Centre, day: dt.date) -> dt.datetime | None:
+    """When the centre's last opening interval of a local day ends (None if closed all day)."""
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday()]
+    intervals = (centre.weekly_hours or {}).get(weekday) or []
+    ends = [pair[1] for pair in intervals if isinstance(pair, list | tuple) and len(pair) == 2]
+    if not ends:
+        return None
+    hour, minute = (int(part) for part in max(ends).split(":"))
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=_zone(centre)).astimezone(dt.UTC)
+
+
+def expire_leftover_tickets(*, centre: Centre) -> int:
+    """Expire a centre's tickets still waiting or called from earlier days, and today's after closing."""
+    today = centre_today(centre)
+    now = clock.now()
+    leftover = Ticket.local_date < today
+    closing = closing_instant(centre, today)
+    if closing is not None and now >= closing:
+        # Tickets taken after closing (a late kiosk) stay until tomorrow's run.
+        leftover = leftover | ((Ticket.local_date == today) & (Ticket.issued_at <= closing))
+    expired = db.session.execute(
+        update(Ticket)
+        .where(Ticket.centre_id == centre.id, Ticket.status.in_(("waiting", "called")), leftover)
+        .values(status="expired", ended_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    closed = db.session.execute(
+        update(CounterSession)
+        .where(
+            CounterSession.closed_at.is_(None),
+            CounterSession.opened_at < dt.datetime.combine(today, dt.time(), tzinfo=_zone(centre)),
+            CounterSession.counter_id.in_(select(Counter.id).where(Counter.centre_id == centre.id)),
+        )
+        .values(closed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if expired:
+        _commit_ticket_change(centre.id)
+    else:
+        db.session.commit()
+    return (expired or 0) + (closed or 0)
+
+
+def expire_unanswered_calls() -> int:
+    """Called tickets nobody came for within the grace become no-shows."""
+    grace = dt.timedelta(minutes=current_app.config["QUEUE_CALL_GRACE_MINUTES"])
+    now = clock.now()
+    rows = db.session.execute(
+        update(Ticket)
+        .where(Ticket.status == "called", Ticket.called_at < now - grace)
+        .values(status="no_show", ended_at=now)
+        .returning(Ticket.centre_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    centres = {centre_id for (centre_id,) in rows}
+    waiting = {centre_id: waiting_counts(centre_id=centre_id) for centre_id in centres}
+    db.session.commit()
+    for centre_id in centres:
+        events.publish(
+            centre_id, events.QUEUE_UPDATED, {"waiting": waiting[centre_id], "at": now.isoformat()}
+        )
+    return len(rows)
+
+
+# ------------------------------------------------------------------------------------------ stats
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _minutes(later: dt.datetime, earlier: dt.datetime) -> float:
+    return (later - earlier).total_seconds() / 60
+
+
+def centre_stats(*, centre_id: str, day: dt.date | None, principal: Principal) -> dict[str, Any]:
+    """A centre's figures for a local day.
+
+    Visits are tickets not created by a transfer. Wait = first call − issue, over called visits.
+    Service time = end − start over finished tickets. No-show rate = no-shows / (finished + no-shows).
+    Percentiles are nearest-rank. Minutes are rounded to 0.1.
+    """
+    centre = get_centre(centre_id)
+    if principal.role not in ("staff", "supervisor", "admin"):
+        raise Forbidden()
+    require_centre(principal, centre_id)
+    day = day or centre_today(centre)
+    tickets = db.session.scalars(
+        select(Ticket).where(Ticket.centre_id == centre_id, Ticket.local_date == day).order_by(Ticket.id)
+    ).all()
+    visits = [t for t in tickets if t.transferred_from_id is None]
+    by_source = {source: 0 for source in ("walk_in", "appointment", "urgent", "remote")}
+    by_status: dict[str, int] = {}
+    for t in visits:
+        by_source[t.source] += 1
+    for t in tickets:
+        by_status[t.status] = by_status.get(t.status, 0) + 1
+    waits = [_minutes(t.called_at, t.issued_at) for t in visits if t.called_at is not None]
+    done = [t for t in tickets if t.status == "done" and t.started_at and t.ended_at]
+    service_times = [_minutes(t.ended_at, t.started_at) for t in done]
+    no_shows = sum(1 for t in tickets if t.status == "no_show")
+    finished = sum(1 for t in tickets if t.status == "done")
+    counters = {c.id: c for c in centre.counters}
+    per_counter: dict[int, dict[str, Any]] = {}
+    for t in tickets:
+        if t.counter_id is None or t.called_at is None:
+            continue
+        entry = per_counter.setdefault(t.counter_id, {"called": 0, "done": 0})
+        entry["called"] += 1
+        entry["done"] += t.status == "done"
+    ratings = [t.rating for t in tickets if t.rating is not None]
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "centre_id": centre_id,
+        "timezone": centre.timezone,
+        "date": day,
+        "tickets": len(visits),
+        "by_source": by_source,
+        "by_status": by_status,
+        "wait_minutes": {
+            "mean": rounded(_mean(waits)),
+            "p90": rounded(_percentile(waits, 0.9)),
+            "count": len(waits),
+        },
+        "service_minutes": {"mean": rounded(_mean(service_times)), "count": len(service_times)},
+        "no_show_rate": round(no_shows / (finished + no_shows), 3) if finished + no_shows else None,
+        "per_counter": [
+            {
+                "counter_id": counter_id,
+                "number": counters[counter_id].number if counter_id in counters else None,
+                "name_ar": counters[counter_id].name_ar if counter_id in counters else None,
+                "name_en": counters[counter_id].name_en if counter_id in counters else None,
+                **figures,
+            }
+            for counter_id, figures in sorted(per_counter.items())
+        ],
+        "rating": {"mean": round(_mean(ratings), 2) if ratings else None, "count": len(ratings)},
+    }

@@ -1,0 +1,173 @@
+"""Twenty counters calling at the same time: every ticket called exactly once, in the policy's order.
+
+PostgreSQL runs the full 2,000 tickets (claims with SELECT … FOR UPDATE SKIP LOCKED, in parallel).
+SQLite serialises writers (BEGIN IMMEDIATE), so the same 20 threads go through 400 tickets there to
+keep the run short; being serial, SQLite must reproduce the policy's order exactly.
+RACE_TICKETS / RACE_COUNTERS override the sizes (e.g. a quick local run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from ticketing import services
+from ticketing.models import PRIORITY_BY_SOURCE, Ticket
+from ticketing.policy import Candidate, order_candidates
+
+from app import clock
+from app.accounts.models import Account
+from app.extensions import db
+from app.security import Principal
+from tests.conftest import IS_POSTGRES
+
+COUNTERS = int(__import__("os").environ.get("RACE_COUNTERS", 20))
+TICKETS = int(__import__("os").environ.get("RACE_TICKETS", 2000 if IS_POSTGRES else 400))
+
+
+def _seed(site, n_tickets: int, seed: int = 7) -> list[Principal]:
+    """Clerks for every counter and `n_tickets` waiting tickets of every kind, issued over 30 minutes."""
+    rng = random.Random(seed)
+    now = clock.now()
+    clerks = []
+    for i, counter_id in enumerate(site.counters):
+        account = Account(
+            national_id=f"66{site.counters[0]:04d}{i:04d}",
+            role="staff",
+            centre_id=site.centre.id,
+            full_name=f"Clerk {i}",
+            date_of_birth=dt.date(1985, 1, 1),
+            phone="+962790000000",
+            password_hash="not-used",
+            language="en",
+            residence_country="JO",
+            phone_verified_at=now,
+        )
+        db.session.add(account)
+        db.session.flush()
+        clerks.append(Principal(id=account.id, role="staff", centre_id=site.centre.id))
+        services.open_counter(
+            counter_id=counter_id, services=[site.other.code, site.passport.code], principal=clerks[-1]
+        )
+    start = now - dt.timedelta(minutes=30)
+    today = services.centre_today(site.centre)
+    for i in range(n_tickets):
+        roll = rng.random()
+        source = "urgent" if roll < 0.05 else "appointment" if roll < 0.25 else "walk_in"
+        service = site.passport if rng.random() < 0.4 else site.other
+        issued = start + dt.timedelta(seconds=i * 1800 / n_tickets)
+        db.session.add(
+            Ticket(
+                centre_id=site.centre.id,
+                service_code=service.code,
+                number=f"{service.ticket_prefix}-{i + 1:03d}",
+                seq=i + 1,
+                local_date=today,
+                source=source,
+                priority=PRIORITY_BY_SOURCE[source],
+                vulnerable=source == "walk_in" and rng.random() < 0.15,
+                status="waiting",
+                issued_at=issued,
+                # Every appointment is due (its slot started within the last 40 minutes).
+                appointment_at=now - dt.timedelta(minutes=rng.randint(0, 40))
+                if source == "appointment"
+                else None,
+                recall_count=0,
+            )
+        )
+    db.session.commit()
+    return clerks
+
+
+def test_twenty_counters_call_every_ticket_exactly_once_in_policy_order(kit, app):
+    site = kit.site(counters=COUNTERS)
+    clerks = kit.call(_seed, site, TICKETS)
+    expected = kit.call(
+        lambda: [
+            c.id
+            for c in order_candidates(
+                [
+                    Candidate(t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at)
+                    for t in db.session.scalars(select(Ticket))
+                ],
+                now=clock.now(),
+                policy=services.call_policy(),
+            )
+        ]
+    )
+    assert len(expected) == TICKETS
+    barrier = threading.Barrier(COUNTERS)
+
+    def work(index: int) -> list[tuple[int, float, float]]:
+        """One counter calling until nobody waits: (ticket id, call began, call returned) per call."""
+        counter_id, clerk = site.counters[index], clerks[index]
+        calls = []
+        with app.app_context():
+            try:
+                barrier.wait()
+                while True:
+                    began = time.monotonic()
+                    ticket = services.call_next_ticket(counter_id=counter_id, principal=clerk)
+                    if ticket is None:
+                        return calls
+                    calls.append((ticket.id, began, time.monotonic()))
+                    services.complete_ticket(ticket_id=ticket.id, principal=clerk)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=COUNTERS) as pool:
+        per_counter = list(pool.map(work, range(COUNTERS)))
+
+    calls = {ticket_id: (began, returned) for log in per_counter for ticket_id, began, returned in log}
+    assert sum(len(log) for log in per_counter) == len(calls) == TICKETS, "a ticket was called twice or lost"
+    assert sum(1 for log in per_counter if log) > 1, "the counters did not work in parallel"
+    rows = kit.call(
+        lambda: db.session.execute(
+            select(Ticket.id, Ticket.status, Ticket.called_at, Ticket.counter_id)
+        ).all()
+    )
+    assert {status for _, status, _, _ in rows} == {"done"}
+    assert all(counter_id in site.counters for _, _, _, counter_id in rows)
+    if not IS_POSTGRES:
+        # Serialised claims follow the policy exactly.
+        assert [ticket_id for ticket_id, *_ in sorted(rows, key=lambda r: (r[2], r[0]))] == expected
+    # The policy, observed from outside: a ticket is only passed over while another counter is taking it.
+    # So every ticket the policy puts before X had its call begin before X's call returned.
+    latest_start_so_far = float("-inf")
+    for ticket_id in expected:
+        began, returned = calls[ticket_id]
+        assert latest_start_so_far < returned, f"ticket {ticket_id} was called before a better-placed one"
+        latest_start_so_far = max(latest_start_so_far, began)
+    sources = kit.call(lambda: dict(db.session.execute(select(Ticket.id, Ticket.source)).all()))
+    urgent_began = max(calls[t][0] for t, s in sources.items() if s == "urgent")
+    assert all(calls[t][1] > urgent_began for t, s in sources.items() if s != "urgent")
+
+
+def test_a_stale_head_is_never_taken_past_what_it_knows(kit, ctx):
+    """If other counters used up the head of a stream while this one was slow, it reads the queue again
+    rather than call a ticket the unread part of that stream would beat."""
+    site = kit.site()
+    now = clock.now()
+    for minutes, vulnerable in ((0, False), (1, False), (2, False), (30, True)):
+        services.issue_walk_in_ticket(
+            centre_id=site.centre.id, service_code=site.other.code, vulnerable=vulnerable
+        )
+        db.session.execute(
+            sa.update(Ticket)
+            .where(Ticket.id == db.session.scalar(sa.select(sa.func.max(Ticket.id))))
+            .values(issued_at=now - dt.timedelta(minutes=40 - minutes))
+        )
+    db.session.commit()
+    head = services._head_of_queue(site.centre.id, [site.other.code], now=now, per_stream=2)
+    policy = services.call_policy()
+    safe = [row.number for row in head.rows if head.safe(row, now, policy)]
+    # The vulnerable visitor (30 minutes later, 15 minutes of bonus) ranks after the unread third walk-in.
+    assert [row.number for row in head.rows] == ["C-001", "C-002", "C-004"]
+    assert safe == ["C-001", "C-002"]
+    full = services._head_of_queue(site.centre.id, [site.other.code], now=now)
+    assert full.horizon is None and [row.number for row in full.rows] == ["C-001", "C-002", "C-003", "C-004"]
