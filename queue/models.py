@@ -48,8 +48,32 @@ class Ticket(db.Model):
         CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
         CheckConstraint("recall_count >= 0", name="recall_count_nonnegative"),
-        # The waiting list of a centre's service, in issue order: what call-next and positions read.
+        # The waiting list of a centre's service, in issue order: what counts and positions read.
         Index("ix_tickets_queue", "centre_id", "status", "service_code", "issued_at"),
+        # Call-next reads the head of each (service, source, vulnerable) stream in issue order, and of the
+        # appointments in slot order: with these partial indexes each head is a short index scan, however
+        # deep the queue (without them every call sorted every waiting ticket of the counter's services).
+        Index(
+            "ix_tickets_waiting_stream",
+            "centre_id",
+            "service_code",
+            "source",
+            "vulnerable",
+            "issued_at",
+            "id",
+            postgresql_where=text("status = 'waiting'"),
+            sqlite_where=text("status = 'waiting'"),
+        ),
+        Index(
+            "ix_tickets_waiting_appointments",
+            "centre_id",
+            "service_code",
+            "appointment_at",
+            "issued_at",
+            "id",
+            postgresql_where=text("status = 'waiting' AND source = 'appointment'"),
+            sqlite_where=text("status = 'waiting' AND source = 'appointment'"),
+        ),
         # One active remote ticket per citizen: a remote ticket is a promise to come, not a hoard.
         Index(
             "ix_tickets_one_active_remote",

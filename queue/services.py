@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, literal, select, union_all, update
+from sqlalchemy import Integer, bindparam, func, literal, literal_column, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 # How many tickets of each ordering stream call-next reads. The true next ticket is always among them
 # unless more than this many counters are claiming at the very same instant (then it retries).
-HEAD_PER_STREAM = 32
+HEAD_PER_STREAM = 16
 CLAIM_ATTEMPTS = 50
 RECENT_CALLS = 8
 URGENT_SERVICE_GROUP = "passport"
@@ -342,33 +342,112 @@ _STREAM_URGENT, _STREAM_WALK_IN, _STREAM_WALK_IN_VULNERABLE = 0, 1, 2
 _STREAM_APPOINTMENT_DUE, _STREAM_APPOINTMENT, _STREAM_APPOINTMENT_VULNERABLE = 3, 4, 5
 
 
+# Within a stream type, each (service, source, vulnerable) part is read on its own, so each is one short
+# scan of ix_tickets_waiting_stream (or ix_tickets_waiting_appointments) however deep the queue is.
+_STREAM_PARTS = (
+    (_STREAM_URGENT, "urgent", False),
+    (_STREAM_URGENT, "urgent", True),
+    (_STREAM_WALK_IN, "walk_in", False),
+    (_STREAM_WALK_IN, "remote", False),
+    (_STREAM_WALK_IN_VULNERABLE, "walk_in", True),
+    (_STREAM_WALK_IN_VULNERABLE, "remote", True),
+    (_STREAM_APPOINTMENT, "appointment", False),
+    (_STREAM_APPOINTMENT_VULNERABLE, "appointment", True),
+)
+
+
 @functools.cache
-def _head_statement(per_stream: int):
-    """The heads of every ordering stream, in one round trip (built once: this runs on every call)."""
-    base = select(*_WAITING_COLUMNS).where(
-        Ticket.centre_id == bindparam("centre_id"),
-        Ticket.status == "waiting",
-        Ticket.service_code.in_(bindparam("services", expanding=True)),
-    )
-    walk_in = Ticket.source.in_(("walk_in", "remote"))
-    appointment = Ticket.source == "appointment"
+def _head_statement(per_stream: int, n_services: int):
+    """The heads of every ordering stream of `n_services` services, in one round trip (built once per shape).
+
+    Rows carry their stream type and the part they were read from (a part is cut at `per_stream` rows).
+    """
     by_issue = (Ticket.issued_at, Ticket.id)
-    streams = {
-        _STREAM_URGENT: base.where(Ticket.source == "urgent").order_by(*by_issue),
-        _STREAM_WALK_IN: base.where(walk_in, Ticket.vulnerable.is_(False)).order_by(*by_issue),
-        _STREAM_WALK_IN_VULNERABLE: base.where(walk_in, Ticket.vulnerable.is_(True)).order_by(*by_issue),
-        _STREAM_APPOINTMENT_DUE: base.where(appointment).order_by(Ticket.appointment_at, *by_issue),
-        _STREAM_APPOINTMENT: base.where(appointment, Ticket.vulnerable.is_(False)).order_by(*by_issue),
-        _STREAM_APPOINTMENT_VULNERABLE: base.where(appointment, Ticket.vulnerable.is_(True)).order_by(
-            *by_issue
-        ),
-    }
-    # Each limited stream is wrapped in a subquery so SQLite accepts its ORDER BY / LIMIT.
+    parts = []
+    for i in range(n_services):
+        base = select(*_WAITING_COLUMNS).where(
+            Ticket.centre_id == bindparam("centre_id"),
+            Ticket.service_code == bindparam(f"service_{i}"),
+            Ticket.status == "waiting",
+        )
+        for stream, source, vulnerable in _STREAM_PARTS:
+            parts.append(
+                (
+                    stream,
+                    base.where(Ticket.source == source, Ticket.vulnerable.is_(vulnerable)).order_by(
+                        *by_issue
+                    ),
+                )
+            )
+        due = base.where(Ticket.source == "appointment").order_by(Ticket.appointment_at, *by_issue)
+        parts.append((_STREAM_APPOINTMENT_DUE, due))
+    # Each limited part is wrapped in a subquery so SQLite accepts its ORDER BY / LIMIT.
     return union_all(
         *(
-            select(*stream.add_columns(literal(index).label("stream")).limit(per_stream).subquery().c)
-            for index, stream in streams.items()
+            select(
+                *query.add_columns(literal(stream).label("stream"), literal(part).label("part"))
+                .limit(per_stream)
+                .subquery()
+                .c
+            )
+            for part, (stream, query) in enumerate(parts)
         )
+    )
+
+
+# PostgreSQL: one LATERAL index scan per part, planned once (a UNION of one subquery per part costs more to
+# plan than to run, and its generic prepared plan is worse still). SQLite keeps the UNION, cheap to plan.
+_HEAD_SQL_POSTGRES = text(
+    """
+    SELECT t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at, t.account_id, t.service_code,
+           t.number, p.stream, p.part
+    FROM unnest(CAST(:p_stream AS int[]), CAST(:p_part AS int[]), CAST(:p_service AS text[]),
+                CAST(:p_source AS text[]), CAST(:p_vulnerable AS boolean[]))
+         AS p(stream, part, service, source, vulnerable)
+    CROSS JOIN LATERAL (
+        SELECT * FROM tickets
+        WHERE centre_id = :centre_id AND status = 'waiting' AND service_code = p.service
+          AND source = p.source AND vulnerable = p.vulnerable
+        ORDER BY issued_at, id
+        LIMIT :per_stream
+    ) AS t
+    UNION ALL
+    SELECT t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at, t.account_id, t.service_code,
+           t.number, 3 /* _STREAM_APPOINTMENT_DUE */, d.part
+    FROM unnest(CAST(:d_service AS text[]), CAST(:d_part AS int[])) AS d(service, part)
+    CROSS JOIN LATERAL (
+        SELECT * FROM tickets
+        WHERE centre_id = :centre_id AND status = 'waiting' AND service_code = d.service
+          AND source = 'appointment'
+        ORDER BY appointment_at, issued_at, id
+        LIMIT :per_stream
+    ) AS t
+    """
+).columns(*_WAITING_COLUMNS, literal_column("stream", Integer), literal_column("part", Integer))
+
+
+assert _STREAM_APPOINTMENT_DUE == 3  # written literally in _HEAD_SQL_POSTGRES
+
+
+def _head_rows(centre_id: str, services: list[str], per_stream: int):
+    """Rows of every part's head: (*_WAITING_COLUMNS, stream, part)."""
+    if not _postgres():
+        params = {"centre_id": centre_id, **{f"service_{i}": code for i, code in enumerate(services)}}
+        return db.session.execute(_head_statement(per_stream, len(services)), params)
+    parts = [(service, *part) for service in services for part in _STREAM_PARTS]
+    return db.session.execute(
+        _HEAD_SQL_POSTGRES,
+        {
+            "centre_id": centre_id,
+            "per_stream": per_stream,
+            "p_stream": [stream for _, stream, _, _ in parts],
+            "p_part": list(range(len(parts))),
+            "p_service": [service for service, _, _, _ in parts],
+            "p_source": [source for _, _, source, _ in parts],
+            "p_vulnerable": [vulnerable for _, _, _, vulnerable in parts],
+            "d_service": services,
+            "d_part": list(range(len(parts), len(parts) + len(services))),
+        },
     )
 
 
@@ -394,15 +473,17 @@ def _head_of_queue(
     happens when other counters consumed the whole head while this one was slow).
     """
     policy = call_policy()
-    params = {"centre_id": centre_id, "services": list(services)}
-    by_stream: dict[int, list[_Waiting]] = {}
+    services = sorted(set(services))
+    if not services:
+        return _Head(rows=[], horizon=None)
+    by_part: dict[int, tuple[int, list[_Waiting]]] = {}
     rows: dict[int, _Waiting] = {}
-    for *values, stream in db.session.execute(_head_statement(per_stream), params):
+    for *values, stream, part in _head_rows(centre_id, services, per_stream):
         row = _Waiting(*values)
         rows[row.id] = row
-        by_stream.setdefault(stream, []).append(row)
+        by_part.setdefault(part, (stream, []))[1].append(row)
     bounds = []
-    for stream, members in by_stream.items():
+    for stream, members in by_part.values():
         if len(members) < per_stream:
             continue  # the whole stream is loaded
         if stream == _STREAM_APPOINTMENT_DUE:
