@@ -686,12 +686,15 @@ def _apply_cancel_cooldown(account_id: int, now: dt.datetime) -> BookingSuspensi
         return None
     if any(s.kind == "cancel_cooldown" for s in active_suspensions(account_id=account_id, now=now)):
         return None
+    return _suspend(
+        account_id, kind="cancel_cooldown", scope="all", days=_cfg("CANCEL_COOLDOWN_DAYS"), now=now
+    )
+
+
+def _suspend(account_id: int, *, kind: str, scope: str, days: int, now: dt.datetime) -> BookingSuspension:
+    """Add a suspension of `kind` for `days` (the caller holds the account lock)."""
     suspension = BookingSuspension(
-        account_id=account_id,
-        kind="cancel_cooldown",
-        scope="all",
-        until=now + dt.timedelta(days=_cfg("CANCEL_COOLDOWN_DAYS")),
-        created_at=now,
+        account_id=account_id, kind=kind, scope=scope, until=now + dt.timedelta(days=days), created_at=now
     )
     db.session.add(suspension)
     db.session.flush()
@@ -1071,15 +1074,9 @@ def _apply_no_show_suspension(account_id: int, now: dt.datetime) -> BookingSuspe
         return None
     if any(s.kind == "no_show" for s in active_suspensions(account_id=account_id, now=now)):
         return None
-    suspension = BookingSuspension(
-        account_id=account_id,
-        kind="no_show",
-        scope="high_demand",
-        until=now + dt.timedelta(days=_cfg("NO_SHOW_SUSPENSION_DAYS")),
-        created_at=now,
+    suspension = _suspend(
+        account_id, kind="no_show", scope="high_demand", days=_cfg("NO_SHOW_SUSPENSION_DAYS"), now=now
     )
-    db.session.add(suspension)
-    db.session.flush()
     from notifications.services import notify_citizen
 
     notify_citizen(

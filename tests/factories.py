@@ -194,3 +194,21 @@ class Make:
     def fresh(self, model, key):
         """Read a row as the database has it now."""
         return self._run(lambda: db.session.get(model, key))
+
+    def race(self, func, args, workers: int = 50) -> list:
+        """Run func(arg) for every arg on real threads, each in its own app context; refusals are returned."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from app.errors import AppError
+
+        def run(arg):
+            with self.app.app_context():
+                try:
+                    return func(arg)
+                except AppError as error:
+                    return error
+                finally:
+                    db.session.remove()
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(run, list(args)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.accounts.models import Account
-from app.errors import AppError
 from app.extensions import db
 from app.registry.models import RegistryPerson
 from booking.models import Booking, Slot
@@ -125,19 +123,7 @@ class BookingKit:
 
     def race(self, func: Callable[..., Any], args: Iterable[Any], workers: int = 50) -> list[Any]:
         """Run func(arg) on real threads, each in its own app context; returns results or AppErrors."""
-
-        def run(arg):
-            # A request context: AppError renders its localised message when raised (needs a locale).
-            with self.app.test_request_context():
-                try:
-                    return func(arg)
-                except AppError as error:
-                    return error
-                finally:
-                    db.session.remove()
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(run, list(args)))
+        return self.make.race(func, args, workers=workers)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,6 @@ from sqlalchemy import select
 
 from app import clock
 from app.accounts.models import Account
-from app.errors import AppError
 from app.extensions import db
 from app.security import Principal
 
@@ -152,18 +150,7 @@ class QueueKit:
 
     def race(self, func: Callable[..., Any], args: Iterable[Any], workers: int = 20) -> list[Any]:
         """Run func(arg) on real threads, each in its own app context; returns results or AppErrors."""
-
-        def run(arg):
-            with self.app.app_context():
-                try:
-                    return func(arg)
-                except AppError as error:
-                    return error
-                finally:
-                    db.session.remove()
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(run, list(args)))
+        return self.make.race(func, args, workers=workers)
 
 
 @pytest.fixture
