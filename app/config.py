@@ -109,6 +109,7 @@ class Settings:
     queue_call_grace_minutes: int = 5
     queue_service_time_samples: int = 20
     queue_keepalive_seconds: int = 15
+    queue_stream_max_seconds: int = 900
     urgent_max_approved: int = 2
     urgent_window_days: int = 365
     idempotency_ttl_hours: int = 24

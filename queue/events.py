@@ -42,16 +42,23 @@ def sse(event: str, data: Any) -> str:
 
 
 def stream_events(
-    pubsub: redis.client.PubSub, snapshot: Mapping[str, Any], *, keepalive_seconds: float
+    pubsub: redis.client.PubSub,
+    snapshot: Mapping[str, Any],
+    *,
+    keepalive_seconds: float,
+    max_seconds: float | None = None,
 ) -> Iterator[str]:
     """Yield the snapshot, then each published event, with a keep-alive comment while quiet.
 
     The caller subscribes `pubsub` before building the snapshot, so no event falls between the two.
+    After `max_seconds` the stream ends: the screen reconnects by itself and starts from a fresh
+    snapshot, so long-lived connections move across restarted workers and load-balancer timeouts.
     """
+    started = time.monotonic()
     try:
         yield f"retry: {RECONNECT_MS}\n" + sse(SNAPSHOT, snapshot)
         quiet_since = time.monotonic()
-        while True:
+        while max_seconds is None or time.monotonic() - started < max_seconds:
             message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message and message.get("type") == "message":
                 data = message["data"]

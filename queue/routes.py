@@ -151,7 +151,14 @@ def queue_stream(centre_id):
         # A stream must not hold a database connection (or SQLite's write lock) while it lasts.
         db.session.remove()
     keepalive = current_app.config["QUEUE_KEEPALIVE_SECONDS"]
-    body = stream_with_context(events.stream_events(pubsub, snapshot, keepalive_seconds=keepalive))
+    body = stream_with_context(
+        events.stream_events(
+            pubsub,
+            snapshot,
+            keepalive_seconds=keepalive,
+            max_seconds=current_app.config["QUEUE_STREAM_MAX_SECONDS"],
+        )
+    )
     return Response(
         body,
         mimetype="text/event-stream",

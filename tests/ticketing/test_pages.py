@@ -131,3 +131,29 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+@pytest.mark.browser
+def test_display_reconnects_by_itself_when_its_stream_drops(kit, app, live_server, browser):
+    site = kit.site()
+    app.config["QUEUE_STREAM_MAX_SECONDS"] = 2  # the server ends every stream after 2 s
+    page = browser.new_page()
+    page.goto(f"{live_server}/centres/{site.centre.id}/display?lang=en")
+    page.wait_for_selector("body[data-snapshots='1']", timeout=10_000)
+    # Nobody touches the screen: it reconnects on its own and starts again from a fresh snapshot.
+    page.wait_for_function("Number(document.body.dataset.snapshots) >= 2", timeout=15_000)
+    app.config["QUEUE_STREAM_MAX_SECONDS"] = 900
+    page.wait_for_function("Number(document.body.dataset.snapshots) >= 3", timeout=15_000)
+    with httpx.Client(base_url=live_server + API, timeout=10) as api:
+        api.post(f"/centres/{site.centre.id}/tickets", json={"service": site.other.code}, headers=site.kiosk)
+        api.post(
+            f"/staff/counters/{site.counters[1]}/open",
+            json={"services": [site.other.code]},
+            headers=site.headers["clerk"],
+        )
+        assert api.post(
+            f"/staff/counters/{site.counters[1]}/call-next", headers=site.headers["clerk"]
+        ).is_success
+    # The reconnected stream carries live calls again.
+    page.wait_for_function("document.getElementById('latest-number').textContent === 'C-001'", timeout=5_000)
+    page.close()
