@@ -36,8 +36,9 @@ LUA = BENCH / "lua"
 RESULTS = BENCH / "results"
 VENV_BIN = Path(sys.executable).parent
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
-DB_NAME = "sanad_bench"
-REDIS_DB = 13
+# BENCH_DB / BENCH_REDIS_DB let two people measure side by side without dropping each other's data.
+DB_NAME = os.environ.get("BENCH_DB", "sanad_bench")
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 CENTRE = "amman-muqabalain"
 HOT_SERVICE = "passport.renew"
 
@@ -941,11 +942,16 @@ class Bench:
         self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.results["summary"] = summarise(self.results)
         text = json.dumps(self.results, indent=2, default=str)
+        table = render_table(self.results)
+        print(table)
+        if self.args.only:  # a partial run is a measurement while working, not a result to publish
+            self.args.keep = True
+            (self.tmp / "results.json").write_text(text)
+            log(f"partial run: results in {self.tmp / 'results.json'}; BENCHMARKS.md left as it was")
+            return 0
         (RESULTS / f"{self.stamp}.json").write_text(text)
         (RESULTS / "latest.json").write_text(text)
-        table = render_table(self.results)
         update_benchmarks_md(table)
-        print(table)
         log(f"results: bench/results/{self.stamp}.json (and latest.json); table written to BENCHMARKS.md")
         if not self.args.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
