@@ -77,3 +77,18 @@ def is_postgres(bind) -> bool:
     if hasattr(bind, "get_bind"):
         bind = bind.get_bind()
     return bind.dialect.name == "postgresql"
+
+
+def commit_keeping_state(session) -> None:
+    """Commit without expiring the objects in hand, so an answer built from them needs no reload.
+
+    For writes whose answer is exactly the rows just written (and read under lock) in this transaction;
+    anything else should let `commit` expire as usual. `session` may be a `scoped_session`.
+    """
+    target = session() if callable(session) else session
+    previous = target.expire_on_commit
+    target.expire_on_commit = False
+    try:
+        target.commit()
+    finally:
+        target.expire_on_commit = previous

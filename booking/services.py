@@ -10,9 +10,10 @@ Concurrency lives in the database:
   concurrent holds, reschedules, cancels and sweeps cannot deadlock; SQLite serialises every write
   transaction (BEGIN IMMEDIATE) and ignores FOR UPDATE.
 
-Expired holds and cancelled seats whose release delay has passed are released lazily wherever a seat is
-taken (and counted as free wherever availability is read), so they work with the scheduler stopped; the
-`expire_holds` job sweeps the rest.
+Expired holds and cancelled seats whose release delay has passed are released lazily when a hold finds
+their slot full (and counted as free wherever availability is read), so they work with the scheduler
+stopped; the `expire_holds` job sweeps the rest. A slot found full closes the sold-out gate
+(booking/seatgate.py) for a moment: holds on it are refused from Redis, never granted by it.
 """
 
 from __future__ import annotations
@@ -26,18 +27,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.accounts.models import Account
 from app.catalogue.models import Centre, Closure, Offering, Service
-from app.database import is_postgres
+from app.database import commit_keeping_state, is_postgres
 from app.errors import AppError, Conflict, NotFound
 from app.extensions import db
-from booking import errors
+from booking import errors, seatgate
 from booking.models import (
     AbuseEvent,
     Booking,
@@ -139,22 +141,9 @@ def release_slot_seats(*, slot_id: int) -> int:
     except Exception:
         db.session.rollback()
         raise
+    if freed:
+        seatgate.reopen(slot_id)
     return freed
-
-
-def _expire_own_holds(account_id: int) -> None:
-    """Release the citizen's own expired holds first, so they never count against a new one."""
-    now = clock.now()
-    slot_ids = db.session.scalars(
-        select(Booking.slot_id).where(
-            Booking.account_id == account_id,
-            Booking.status == "held",
-            Booking.hold_expires_at <= now,
-        )
-    ).all()
-    db.session.rollback()
-    for slot_id in slot_ids:
-        release_slot_seats(slot_id=slot_id)
 
 
 def release_due_seats() -> int:
@@ -304,8 +293,9 @@ def list_bookings(*, account_id: int, status: str | None = None):
     return query
 
 
-def _get_account(account_id: int) -> Account:
-    account = db.session.get(Account, account_id)
+def _get_account(account_id: int, *, lock: bool = False) -> Account:
+    """The citizen; with `lock`, loaded under the account row lock (one statement, see `_lock_account`)."""
+    account = db.session.get(Account, account_id, with_for_update=lock or None)
     if account is None or account.role != "citizen":
         raise NotFound()
     if not account.is_verified:
@@ -470,14 +460,22 @@ def _bind_device(account_id: int, device_id: str | None, now: dt.datetime) -> No
     db.session.flush()
 
 
-def _check_quotas(account_id: int, group: str, now: dt.datetime) -> None:
-    """Counted under the account lock; the partial unique indexes back the per-group and hold limits."""
-    live = or_(Booking.status == "confirmed", and_(Booking.status == "held", Booking.hold_expires_at > now))
-    rows = db.session.execute(
-        select(Booking.status, Booking.service_group, Booking.reference).where(
-            Booking.account_id == account_id, Booking.kind == "regular", live
+def _check_quotas(account_id: int, group: str, now: dt.datetime) -> list[int]:
+    """Counted under the account lock; the partial unique indexes back the per-group and hold limits.
+
+    Returns the slots of the citizen's own expired holds, which the caller releases before holding (they
+    never count against a new hold, and "one hold" is a unique index on held rows).
+    """
+    mine = db.session.execute(
+        select(
+            Booking.status, Booking.service_group, Booking.reference, Booking.slot_id, Booking.hold_expires_at
+        ).where(
+            Booking.account_id == account_id,
+            Booking.kind == "regular",
+            Booking.status.in_(("confirmed", "held")),
         )
     ).all()
+    rows = [r for r in mine if r.status == "confirmed" or r.hold_expires_at > now]
     holds = [r for r in rows if r.status == "held"]
     if len(holds) >= _cfg("MAX_HOLDS"):
         raise _Refusals.HoldLimit(details={"reason": "hold_limit", "reference": holds[0].reference})
@@ -488,6 +486,7 @@ def _check_quotas(account_id: int, group: str, now: dt.datetime) -> None:
         )
     if len(rows) >= _cfg("MAX_ACTIVE_BOOKINGS"):
         raise _Refusals.QuotaExceeded(details={"reason": "max_active", "limit": _cfg("MAX_ACTIVE_BOOKINGS")})
+    return [r.slot_id for r in mine if r.status == "held" and r.hold_expires_at <= now]
 
 
 def _integrity_refusal(exc: IntegrityError, group: str) -> AppError:
@@ -504,59 +503,107 @@ def _integrity_refusal(exc: IntegrityError, group: str) -> AppError:
 # --------------------------------------------------------------------------------- hold → confirm
 
 
+def _next_release(slot_id: int):
+    """When the slot's first seat falls due for release (an expiring hold, a cancel's delay), if any."""
+    due_at = case((Booking.status == "held", Booking.hold_expires_at), else_=Booking.seat_release_at)
+    return select(func.min(due_at)).where(
+        Booking.slot_id == slot_id,
+        Booking.holds_seat.is_(True),
+        Booking.status.in_(("held", "cancelled")),
+    )
+
+
+def _take_seat(slot_id: int) -> bool:
+    """The conditional seat UPDATE: true when a seat was taken (its row lock is held until commit)."""
+    taken = db.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.open.is_(True), Slot.booked < Slot.capacity)
+        .values(booked=Slot.booked + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return taken == 1
+
+
+def _insert_booking(values: dict[str, Any]) -> Booking:
+    """INSERT the booking under a fresh reference; a reference already taken is drawn again.
+
+    `ON CONFLICT (reference) DO NOTHING` skips only a reference collision, in the same round trip and
+    without breaking the transaction; the partial unique indexes (one hold, one per group) still raise.
+    """
+    for _ in range(8):
+        reference = "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+        stmt = (
+            _dialect()
+            .insert(Booking)
+            .values(reference=reference, **values)
+            .on_conflict_do_nothing(index_elements=["reference"])
+            .returning(Booking)
+        )
+        booking = db.session.scalars(stmt).first()
+        if booking is not None:
+            return booking
+    raise Conflict()  # practically unreachable: 31^6 ≈ 887 million references
+
+
 def hold_slot(
     *, account_id: int, slot_id: int, device_id: str | None = None, ip: str | None = None
 ) -> Booking:
-    """Hold a seat of a slot for HOLD_SECONDS (201 held); anti-abuse refusals are recorded."""
-    _expire_own_holds(account_id)
-    group = ""
+    """Hold a seat of a slot for HOLD_SECONDS (201 held); anti-abuse refusals are recorded.
+
+    One transaction, in the lock order account → slot. A slot seen full a moment ago is refused by the
+    sold-out gate (Redis) before any database work; a full slot with nothing due for release is refused
+    by one read, with no lock and no write, and closes the gate.
+    """
+    if seatgate.is_closed(slot_id):
+        raise errors.SlotFull(details={"slot_id": slot_id})
+    group, own_expired = "", []
     try:
-        account = _get_account(account_id)
         slot, offering, service, centre = _bookable_slot(slot_id)
         group = service.group
         now = clock.now()
+        if slot.booked >= slot.capacity:
+            next_release = db.session.scalar(_next_release(slot_id))
+            if next_release is None or next_release > now:
+                db.session.rollback()
+                seatgate.close(slot_id, now=now, next_release=next_release)
+                raise errors.SlotFull(details={"slot_id": slot_id})
+        account = _get_account(account_id, lock=True)
         _check_time(slot, offering, account, now, centre.timezone)
-        # Sold-out fast path: a full slot with nothing to release is refused by a read alone (no lock, no
-        # write), so a release-day flood of refusals costs PostgreSQL nothing. The seat itself is still
-        # taken below by the conditional UPDATE, never by this read.
-        if slot.booked >= slot.capacity and not db.session.scalar(
-            select(exists().where(Booking.slot_id == slot_id, _due_release(now)))
-        ):
-            raise errors.SlotFull(details={"slot_id": slot_id})
-        _lock_account(account_id)
         _check_suspensions(account, service, now, centre.timezone)
         check_eligibility(account=account, service=service, today=slot.local_date)
         _bind_device(account_id, device_id, now)
-        _check_quotas(account_id, group, now)
-        _lock_slots([slot_id])
-        _release_due_seats(slot_id, now)
-        taken = db.session.execute(
-            update(Slot)
-            .where(Slot.id == slot_id, Slot.open.is_(True), Slot.booked < Slot.capacity)
-            .values(booked=Slot.booked + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if taken != 1:
-            raise errors.SlotFull(details={"slot_id": slot_id})
-        booking = Booking(
-            reference=_new_reference(),
-            account_id=account_id,
-            slot_id=slot_id,
-            offering_id=offering.id,
-            centre_id=centre.id,
-            service_code=service.code,
-            service_group=service.group,
-            kind="regular",
-            status="held",
-            holds_seat=True,
-            hold_expires_at=now + dt.timedelta(seconds=_cfg("HOLD_SECONDS")),
-            device_id=(device_id or None) and device_id[:128],
-            created_at=now,
+        own_expired = _check_quotas(account_id, group, now)
+        if own_expired:  # released here so they never block the new hold; slots locked in id order
+            _lock_slots([*own_expired, slot_id])
+            for expired_slot in sorted(set(own_expired)):
+                _release_due_seats(expired_slot, now)
+        if not _take_seat(slot_id):
+            # Full: free the seats that fell due (expired holds, cancels past their delay) and try once more.
+            _lock_slots([slot_id])
+            if not (_release_due_seats(slot_id, now) and _take_seat(slot_id)):
+                raise errors.SlotFull(details={"slot_id": slot_id})
+        booking = _insert_booking(
+            {
+                "account_id": account_id,
+                "slot_id": slot_id,
+                "offering_id": offering.id,
+                "centre_id": centre.id,
+                "service_code": service.code,
+                "service_group": service.group,
+                "kind": "regular",
+                "status": "held",
+                "holds_seat": True,
+                "hold_expires_at": now + dt.timedelta(seconds=_cfg("HOLD_SECONDS")),
+                "device_id": (device_id or None) and device_id[:128],
+                "created_at": now,
+            }
         )
-        db.session.add(booking)
-        db.session.flush()
+        # The answer is built from the rows in hand: linked without history (nothing to flush), kept
+        # unexpired through the commit, so serialising it needs no reload.
+        set_committed_value(booking, "slot", slot)
+        set_committed_value(booking, "centre", centre)
         _notify(booking, "booking_held", dedupe=f"booking_held:{booking.id}", start=slot.start)
-        db.session.commit()
+        commit_keeping_state(db.session)
     except IntegrityError as exc:
         db.session.rollback()
         refusal = _integrity_refusal(exc, group)
@@ -569,6 +616,8 @@ def hold_slot(
     except Exception:
         db.session.rollback()
         raise
+    if own_expired:
+        seatgate.reopen(*own_expired)
     return booking
 
 
@@ -599,10 +648,11 @@ def confirm_booking(*, account_id: int, reference: str) -> Booking:
         if booking.status == "expired":
             raise errors.HoldExpired()
         raise errors.InvalidBookingState(details={"status": booking.status})
-    booking.status, booking.confirmed_at = "confirmed", now
+    set_committed_value(booking, "status", "confirmed")
+    set_committed_value(booking, "confirmed_at", now)
     _notify(booking, "booking_confirmed", dedupe=f"booking_confirmed:{booking.id}", start=booking.slot.start)
-    db.session.commit()
-    return get_booking(account_id=account_id, reference=reference)
+    commit_keeping_state(db.session)  # the row is what the UPDATE above wrote: answered without a reload
+    return booking
 
 
 def cancel_booking(*, account_id: int, reference: str) -> Booking:
@@ -666,6 +716,7 @@ def cancel_booking(*, account_id: int, reference: str) -> Booking:
     except Exception:
         db.session.rollback()
         raise
+    seatgate.reopen(booking.slot_id)  # with no release delay the seat is free now: ask the database again
     if suspension is not None:
         _record_refusal_free_event(suspension)
     return get_booking(account_id=account_id, reference=reference)
@@ -780,6 +831,7 @@ def reschedule_booking(*, account_id: int, reference: str, slot_id: int) -> Book
     except Exception:
         db.session.rollback()
         raise
+    seatgate.reopen(old_slot_id)
     db.session.expire_all()
     return get_booking(account_id=account_id, reference=reference)
 
