@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 from copy import deepcopy
@@ -43,6 +44,7 @@ class Principal:
     role: str
     centre_id: str | None = None
     language: str = "ar"
+    phone_key: str | None = None  # a keyed digest of the account's phone, for per-phone rate limits
 
     @property
     def is_kiosk(self) -> bool:
@@ -59,10 +61,19 @@ def new_opaque_token(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
+def phone_key(phone: str) -> str:
+    """A keyed digest of a phone number: rate limits count per phone without the number in any token."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, phone.encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def issue_access_token(
-    *, account_id: int, role: str, centre_id: str | None, language: str
+    *, account_id: int, role: str, centre_id: str | None, language: str, phone: str | None = None
 ) -> tuple[str, int]:
-    """A short-lived access JWT signed with the active key; returns (token, lifetime in seconds)."""
+    """A short-lived access JWT signed with the active key; returns (token, lifetime in seconds).
+
+    With `phone`, the token carries its keyed digest (`phk`), so per-phone limits need no database read.
+    """
     cfg = current_app.config
     now = clock.now()
     lifetime = int(cfg["ACCESS_TOKEN_SECONDS"])
@@ -79,6 +90,8 @@ def issue_access_token(
     }
     if centre_id:
         claims["cid"] = centre_id
+    if phone:
+        claims["phk"] = phone_key(phone)
     kid = cfg["JWT_ACTIVE_KID"]
     token = jwt.encode(claims, cfg["JWT_KEYS"][kid], algorithm=ALGORITHM, headers={"kid": kid})
     return token, lifetime
@@ -142,7 +155,11 @@ def _principal_from_request() -> Principal | None:
     except (TypeError, ValueError) as exc:
         raise InvalidToken() from exc
     return Principal(
-        id=account_id, role=claims["role"], centre_id=claims.get("cid"), language=claims.get("lang", "ar")
+        id=account_id,
+        role=claims["role"],
+        centre_id=claims.get("cid"),
+        language=claims.get("lang", "ar"),
+        phone_key=claims.get("phk") if isinstance(claims.get("phk"), str) else None,
     )
 
 

@@ -70,14 +70,16 @@ def create_citizens(count: int) -> list[tuple[int, str]]:
         db.session.execute(insert(Account), accounts[start : start + 1000])
     db.session.commit()
     rows = db.session.execute(
-        select(Account.id, Account.language)
+        select(Account.id, Account.language, Account.phone)
         .where(Account.national_id.like(f"{BENCH_NID_PREFIX}%"))
         .order_by(Account.id)
     ).all()
     return [
         (
             row.id,
-            issue_access_token(account_id=row.id, role="citizen", centre_id=None, language=row.language)[0],
+            issue_access_token(
+                account_id=row.id, role="citizen", centre_id=None, language=row.language, phone=row.phone
+            )[0],
         )
         for row in rows
     ]

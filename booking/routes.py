@@ -40,14 +40,23 @@ def _device_id() -> str | None:
 
 
 def _phone_key() -> str:
-    """Holds per phone number: several accounts can share one phone (the account's own, looked up once)."""
+    """Holds per phone number: several accounts can share one phone.
+
+    The access token carries a keyed digest of the phone (no read); tokens without it (issued before it
+    existed) look the account's phone up once.
+    """
     if "booking_phone" not in g:
+        principal = current_principal()
+        if principal is not None and principal.phone_key:
+            g.booking_phone = f"phone:{principal.phone_key}"
+            return g.booking_phone
         from app.accounts.models import Account
         from app.extensions import db
+        from app.security import phone_key
 
-        principal = current_principal()
         account = db.session.get(Account, principal.id) if principal and principal.role == "citizen" else None
-        g.booking_phone = f"phone:{account.phone}" if account is not None else f"ip:{client_ip()}"
+        phone = account.phone if account is not None else None
+        g.booking_phone = f"phone:{phone_key(phone)}" if phone else f"ip:{client_ip()}"
     return g.booking_phone
 
 

@@ -138,7 +138,11 @@ def kiosk_headers(centre_id: str) -> dict[str, str]:
 def auth_headers(account: Account, language: str = "en") -> dict[str, str]:
     """Bearer headers for an account, without going through the sign-in endpoint."""
     token, _ = issue_access_token(
-        account_id=account.id, role=account.role, centre_id=account.centre_id, language=account.language
+        account_id=account.id,
+        role=account.role,
+        centre_id=account.centre_id,
+        language=account.language,
+        phone=account.phone,
     )
     return {"Authorization": f"Bearer {token}", "Accept-Language": language}
 

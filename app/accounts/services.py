@@ -208,7 +208,11 @@ def _start_session(account: Account, family_id: str | None = None) -> TokenPair:
     )
     db.session.commit()
     access, lifetime = issue_access_token(
-        account_id=account.id, role=account.role, centre_id=account.centre_id, language=account.language
+        account_id=account.id,
+        role=account.role,
+        centre_id=account.centre_id,
+        language=account.language,
+        phone=account.phone,
     )
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=lifetime)
 

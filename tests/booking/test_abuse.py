@@ -292,3 +292,37 @@ def test_admin_lists_events_and_lifts_suspensions(client, kit, make):
     assert (
         client.get("/api/v1/admin/citizens/0000000000/suspensions", headers=admin_headers).status_code == 404
     )
+
+
+def test_holds_are_limited_per_phone_across_accounts_and_token_ages(make_app, kit):
+    """Two accounts on one phone share the phone's hold limit, whether or not the token carries `phk`."""
+    import jwt
+
+    from app.accounts.models import Account
+    from app.security import issue_access_token
+
+    app = make_app(RATELIMIT_HOLDS="2 per minute", TRUSTED_PROXIES="1")
+    client = app.test_client()
+    offering = kit.offering()
+    first, second = kit.citizens(2)
+    with app.app_context():
+        from app.extensions import db
+
+        db.session.get(Account, second).phone = db.session.get(Account, first).phone
+        db.session.commit()
+        # A token issued before tokens carried the phone digest: the limiter looks the phone up.
+        old_style, _ = issue_access_token(account_id=second, role="citizen", centre_id=None, language="en")
+    new_style = kit.headers_for(first)
+    claims = jwt.decode(new_style["Authorization"].split()[1], options={"verify_signature": False})
+    assert "phk" in claims and claims["phk"] not in str(claims.get("phone", ""))
+    old_headers = {"Authorization": f"Bearer {old_style}"}
+    slots = [kit.slot(offering, capacity=5) for _ in range(3)]
+
+    def hold(headers, slot, n):  # a new device and IP each time: only account and phone limits can bite
+        extra = {"X-Device-Id": f"device-{n}", "X-Forwarded-For": f"10.0.0.{n}"}
+        return _hold(client, headers, slot.id, **extra)
+
+    assert hold(new_style, slots[0], 1).status_code == 201
+    assert hold(old_headers, slots[1], 2).status_code == 201  # the other account: its own quota
+    # The phone's third hold within the minute is limited, though this account has made only one.
+    _refused(hold(old_headers, slots[2], 3), 429, "rate_limited")
