@@ -1,11 +1,12 @@
-"""Live queue events: Redis pub/sub per centre, and their server-sent-events framing."""
+"""Live queue events: Redis pub/sub per centre, the waiting counts the screens show, and the
+server-sent-events framing."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import redis
@@ -19,6 +20,10 @@ TICKET_RECALLED = "ticket.recalled"
 QUEUE_UPDATED = "queue.updated"
 SNAPSHOT = "snapshot"
 RECONNECT_MS = 3000
+# The waiting counts kept in Redis are rebuilt from the database this often (and whenever missing), so a
+# change that never reached Redis (a crash between commit and update, a fix by SQL) shows for a while only.
+WAITING_COUNTS_SECONDS = 30
+_BUILT = "_built"  # marks a hash written whole from the database (not one an increment created)
 
 
 def channel(centre_id: str) -> str:
@@ -26,13 +31,85 @@ def channel(centre_id: str) -> str:
     return f"centre:{centre_id}:queue"
 
 
+def _message(centre_id: str, event_type: str, payload: Mapping[str, Any]) -> str:
+    return json.dumps({"type": event_type, "centre_id": centre_id, **payload}, default=str)
+
+
 def publish(centre_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
     """Publish one event (call after commit); a Redis hiccup never undoes what the database holds."""
-    message = json.dumps({"type": event_type, "centre_id": centre_id, **payload}, default=str)
     try:
-        get_redis().publish(channel(centre_id), message)
+        get_redis().publish(channel(centre_id), _message(centre_id, event_type, payload))
     except redis.RedisError:
         log.warning("queue event not published", extra={"centre_id": centre_id, "event": event_type})
+
+
+def waiting_key(centre_id: str) -> str:
+    """The Redis hash of a centre's waiting tickets per service."""
+    return f"centre:{centre_id}:waiting"
+
+
+def _counts_of(stored: Mapping[str, str] | None) -> dict[str, int] | None:
+    """Counts from a stored hash; None if it was not written whole from the database (or is gone)."""
+    if not stored or _BUILT not in stored:
+        return None
+    counts = {code: int(value) for code, value in stored.items() if code != _BUILT}
+    return {code: count for code, count in sorted(counts.items()) if count > 0}
+
+
+def stored_waiting_counts(centre_id: str) -> dict[str, int] | None:
+    """The waiting counts kept in Redis; None if they must be rebuilt from the database."""
+    try:
+        return _counts_of(get_redis().hgetall(waiting_key(centre_id)))
+    except redis.RedisError:
+        log.warning("waiting counts not read", extra={"centre_id": centre_id})
+        return None
+
+
+def store_waiting_counts(centre_id: str, counts: Mapping[str, int]) -> None:
+    """Replace a centre's waiting counts with figures just counted in the database."""
+    key = waiting_key(centre_id)
+    try:
+        with get_redis().pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping={**counts, _BUILT: int(time.time())})
+            pipe.expire(key, WAITING_COUNTS_SECONDS)
+            pipe.execute()
+    except redis.RedisError:
+        log.warning("waiting counts not stored", extra={"centre_id": centre_id})
+
+
+def publish_changes(
+    centre_id: str,
+    changes: Iterable[tuple[str, Mapping[str, Any]]],
+    waiting_delta: Mapping[str, int] | None,
+    *,
+    recount: Callable[[], dict[str, int]],
+    at: str,
+) -> None:
+    """After a commit: publish the events, apply the change of waiting tickets per service and publish
+    the counts (`queue.updated`), in two round trips. `recount` counts in the database when Redis has
+    no counts to update. A Redis hiccup never undoes what the database holds."""
+    key = waiting_key(centre_id)
+    try:
+        with get_redis().pipeline(transaction=True) as pipe:
+            for event_type, payload in changes:
+                pipe.publish(channel(centre_id), _message(centre_id, event_type, payload))
+            if waiting_delta is not None:
+                for code, change in waiting_delta.items():
+                    if change:
+                        pipe.hincrby(key, code, change)
+                pipe.hgetall(key)
+            replies = pipe.execute()
+    except redis.RedisError:
+        log.warning("queue events not published", extra={"centre_id": centre_id})
+        return
+    if waiting_delta is None:
+        return
+    counts = _counts_of(replies[-1])
+    if counts is None:
+        counts = recount()
+        store_waiting_counts(centre_id, counts)
+    publish(centre_id, QUEUE_UPDATED, {"waiting": counts, "at": at})
 
 
 def sse(event: str, data: Any) -> str:

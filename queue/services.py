@@ -8,7 +8,7 @@ import functools
 import logging
 import math
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,15 +190,21 @@ def _create_ticket(
 
 
 def _commit_ticket_change(
-    centre_id: str, *extra_events: tuple[str, dict[str, Any]], waiting_changed: bool = True
+    centre_id: str, *extra_events: tuple[str, dict[str, Any]], waiting_delta: Mapping[str, int] | None = None
 ) -> None:
-    """Commit, then tell the centre's screens and consoles (events only after the commit)."""
-    waiting = waiting_counts(centre_id=centre_id) if waiting_changed else None
+    """Commit, then tell the centre's screens and consoles (events only after the commit).
+
+    `waiting_delta` is how many tickets each service's waiting list gained (or lost, negative) in the
+    transaction: the counts the screens show move by it and are published (None: nothing to publish).
+    """
     db.session.commit()
-    for event_type, payload in extra_events:
-        events.publish(centre_id, event_type, payload)
-    if waiting is not None:
-        events.publish(centre_id, events.QUEUE_UPDATED, {"waiting": waiting, "at": clock.now().isoformat()})
+    events.publish_changes(
+        centre_id,
+        extra_events,
+        waiting_delta,
+        recount=lambda: _recount_waiting(centre_id),
+        at=clock.now().isoformat(),
+    )
 
 
 def issue_walk_in_ticket(*, centre_id: str, service_code: str, vulnerable: bool = False) -> Ticket:
@@ -206,7 +212,7 @@ def issue_walk_in_ticket(*, centre_id: str, service_code: str, vulnerable: bool 
     centre = get_centre(centre_id)
     service = _offered(centre_id, service_code)
     ticket = _create_ticket(centre=centre, service=service, source="walk_in", vulnerable=vulnerable)
-    _commit_ticket_change(centre_id)
+    _commit_ticket_change(centre_id, waiting_delta={service_code: 1})
     return ticket
 
 
@@ -234,7 +240,7 @@ def issue_remote_ticket(*, centre_id: str, service_code: str, account_id: int) -
     except IntegrityError:
         db.session.rollback()
         raise ActiveTicketExists() from None
-    _commit_ticket_change(centre_id)
+    _commit_ticket_change(centre_id, waiting_delta={service_code: 1})
     return ticket
 
 
@@ -252,7 +258,7 @@ def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor
         reason=reason,
         details={"number": ticket.number, "service": service_code},
     )
-    _commit_ticket_change(centre_id)
+    _commit_ticket_change(centre_id, waiting_delta={service_code: 1})
     return ticket
 
 
@@ -297,7 +303,7 @@ def check_in_booking(
         urgent_request_id=request_id,
         appointment_at=checked.slot_start if source == "appointment" else None,
     )
-    _commit_ticket_change(centre.id)
+    _commit_ticket_change(centre.id, waiting_delta={service.code: 1})
     return ticket
 
 
@@ -533,10 +539,32 @@ def _counts_statement():
     )
 
 
-def waiting_counts(*, centre_id: str) -> dict[str, int]:
-    """Waiting tickets per service at a centre."""
+def _count_waiting(centre_id: str) -> dict[str, int]:
+    """Waiting tickets per service at a centre, counted in the database (reads every waiting ticket)."""
     rows = db.session.execute(_counts_statement(), {"centre_id": centre_id})
     return {code: count for code, count in rows}
+
+
+def _recount_waiting(centre_id: str) -> dict[str, int]:
+    """The database's counts, read after a commit in a transaction of their own."""
+    try:
+        return _count_waiting(centre_id)
+    finally:
+        db.session.rollback()
+
+
+def waiting_counts(*, centre_id: str) -> dict[str, int]:
+    """Waiting tickets per service at a centre, as the screens show them.
+
+    Kept in Redis and moved by each change after its commit (counting 40,000 waiting tickets on every
+    call is what made call-next slow); counted in the database again when Redis has none, which is at
+    least every `events.WAITING_COUNTS_SECONDS`.
+    """
+    counts = events.stored_waiting_counts(centre_id)
+    if counts is None:
+        counts = _count_waiting(centre_id)
+        events.store_waiting_counts(centre_id, counts)
+    return counts
 
 
 def open_sessions(*, centre_id: str) -> list[CounterSession]:
@@ -811,13 +839,16 @@ def _claim(
     return db.session.scalars(_claim_statement(skip_locked), params).first()
 
 
-def _finish_current_ticket(counter_id: int) -> bool:
+def _finish_current_ticket(counter_id: int) -> tuple[bool, dict[str, int]]:
     """Before the next call: a visit being served is done; a called visitor who never came forward goes
-    back to the queue with their issue time (so a double click never skips anyone; no-show is explicit)."""
+    back to the queue with their issue time (so a double click never skips anyone; no-show is explicit).
+
+    Returns whether a ticket was finished, and how the waiting lists changed."""
     # Locked: a start or complete clicked at the same moment is applied first, never overwritten.
     current = _current_ticket(counter_id, lock=True)
     if current is None:
-        return False
+        return False, {}
+    delta: dict[str, int] = {}
     now = clock.now()
     if current.status == "serving":
         current.status = "done"
@@ -830,8 +861,9 @@ def _finish_current_ticket(counter_id: int) -> bool:
         current.status = "waiting"
         current.counter_id = None
         current.served_by_id = None
+        delta[current.service_code] = 1
     db.session.flush()
-    return True
+    return True, delta
 
 
 def call_next_ticket(*, counter_id: int, principal: Principal) -> Ticket | None:
@@ -845,7 +877,7 @@ def call_next_ticket(*, counter_id: int, principal: Principal) -> Ticket | None:
     session = _open_session_of(counter_id, lock=True)
     if session is None:
         raise CounterNotOpen()
-    finished = _finish_current_ticket(counter_id)
+    finished, waiting_delta = _finish_current_ticket(counter_id)
     postgres = _postgres()
     policy = call_policy()
     ticket = None
@@ -870,12 +902,15 @@ def call_next_ticket(*, counter_id: int, principal: Principal) -> Ticket | None:
         log.warning("call-next gave up after %s attempts", CLAIM_ATTEMPTS, extra={"counter_id": counter_id})
     if ticket is None:
         if finished:
-            _commit_ticket_change(counter.centre_id, waiting_changed=False)
+            _commit_ticket_change(counter.centre_id, waiting_delta=waiting_delta or None)
         else:
             db.session.rollback()
         return None
     _after_call(ticket, counter)
-    _commit_ticket_change(counter.centre_id, (events.TICKET_CALLED, call_payload(ticket)))
+    waiting_delta[ticket.service_code] = waiting_delta.get(ticket.service_code, 0) - 1
+    _commit_ticket_change(
+        counter.centre_id, (events.TICKET_CALLED, call_payload(ticket)), waiting_delta=waiting_delta
+    )
     return ticket
 
 
@@ -940,13 +975,13 @@ def recall_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
     if 1 + ticket.recall_count >= current_app.config["QUEUE_MAX_CALLS"]:
         ticket.status = "no_show"
         ticket.ended_at = clock.now()
-        _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+        _commit_ticket_change(ticket.centre_id)
         return ticket
     ticket.recall_count += 1
     ticket.called_at = clock.now()
     if ticket.counter is not None:
         _after_call(ticket, ticket.counter)
-    _commit_ticket_change(ticket.centre_id, (events.TICKET_RECALLED, call_payload(ticket)))
+    _commit_ticket_change(ticket.centre_id, (events.TICKET_RECALLED, call_payload(ticket)), waiting_delta={})
     return ticket
 
 
@@ -956,7 +991,7 @@ def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
     _require_status(ticket, "called")
     ticket.status = "serving"
     ticket.started_at = clock.now()
-    _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+    _commit_ticket_change(ticket.centre_id)
     return ticket
 
 
@@ -972,7 +1007,7 @@ def complete_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
         from booking import services as booking
 
         booking.complete_booking(booking_id=ticket.booking_id)
-    _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+    _commit_ticket_change(ticket.centre_id)
     return ticket
 
 
@@ -982,7 +1017,7 @@ def mark_no_show(*, ticket_id: int, principal: Principal) -> Ticket:
     _require_status(ticket, "called")
     ticket.status = "no_show"
     ticket.ended_at = clock.now()
-    _commit_ticket_change(ticket.centre_id, waiting_changed=False)
+    _commit_ticket_change(ticket.centre_id)
     return ticket
 
 
@@ -990,6 +1025,9 @@ def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) 
     """Move a visitor to another service's queue, keeping the printed number and the original issue time."""
     ticket = _staff_ticket(ticket_id, principal)
     _require_status(ticket, "waiting", "called", "serving")
+    waiting_delta = {service_code: 1}
+    if ticket.status == "waiting":
+        waiting_delta[ticket.service_code] = -1
     if service_code == ticket.service_code:
         db.session.rollback()
         raise TicketState(details={"status": ticket.status, "service": service_code})
@@ -1019,7 +1057,7 @@ def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) 
     db.session.flush()
     db.session.add(copy)
     db.session.flush()
-    _commit_ticket_change(ticket.centre_id)
+    _commit_ticket_change(ticket.centre_id, waiting_delta=waiting_delta)
     return copy
 
 
@@ -1287,10 +1325,12 @@ def expire_leftover_tickets(*, centre: Centre) -> int:
         .values(closed_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
+    db.session.commit()
     if expired:
-        _commit_ticket_change(centre.id)
-    else:
-        db.session.commit()
+        # Once a day: count again rather than track which services the expired tickets waited for.
+        counts = _recount_waiting(centre.id)
+        events.store_waiting_counts(centre.id, counts)
+        events.publish(centre.id, events.QUEUE_UPDATED, {"waiting": counts, "at": now.isoformat()})
     return (expired or 0) + (closed or 0)
 
 
@@ -1305,12 +1345,12 @@ def expire_unanswered_calls() -> int:
         .returning(Ticket.centre_id)
         .execution_options(synchronize_session=False)
     ).all()
-    centres = {centre_id for (centre_id,) in rows}
-    waiting = {centre_id: waiting_counts(centre_id=centre_id) for centre_id in centres}
     db.session.commit()
-    for centre_id in centres:
+    for centre_id in {centre_id for (centre_id,) in rows}:
         events.publish(
-            centre_id, events.QUEUE_UPDATED, {"waiting": waiting[centre_id], "at": now.isoformat()}
+            centre_id,
+            events.QUEUE_UPDATED,
+            {"waiting": waiting_counts(centre_id=centre_id), "at": now.isoformat()},
         )
     return len(rows)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ticketing import events, services
 from ticketing.models import CounterSession, Ticket
 
 from app import clock
+from app.extensions import db
+from app.redis_client import get_redis
 from tests.authz import assert_forbidden, assert_needs_auth
 
 API = "/api/v1"
@@ -259,3 +262,48 @@ def test_citizen_is_told_to_go_to_the_counter_and_when_the_turn_is_near(kit, mak
     call(client, site)
     rows = kit.call(lambda: [(n.account_id, n.kind) for n in db.session.scalars(select(Notification))])
     assert sum(1 for _, kind in rows if kind == "turn_near") == 4
+
+
+def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost_them(kit, client):
+    """The counts screens show move with every issue, call, put-back and transfer; they come back from the
+    database when Redis has none, and are rebuilt periodically so a change made behind Redis's back heals."""
+    site = kit.site()
+    other, passport = site.other.code, site.passport.code
+
+    def shown():
+        return client.get(f"{API}/centres/{site.centre.id}/queue").json["waiting"]
+
+    def counted():
+        return kit.call(lambda: services._count_waiting(site.centre.id))
+
+    first = take(client, site)
+    take(client, site)
+    kept = take(client, site, site.passport)
+    assert shown() == counted() == {other: 2, passport: 1}
+    open_counter(client, site, services=[site.other])
+    assert call(client, site).json["ticket_id"] == first["ticket_id"]
+    assert shown() == counted() == {other: 1, passport: 1}
+    # Calling again puts the unanswered call back first (same place), then takes it again.
+    assert call(client, site).json["ticket_id"] == first["ticket_id"]
+    assert shown() == {other: 1, passport: 1}
+    assert act(client, site, kept["ticket_id"], "transfer", service=other).status_code == 200
+    assert shown() == counted() == {other: 2}
+    assert act(client, site, first["ticket_id"], "complete").status_code == 200
+    assert call(client, site).status_code == 200
+    assert shown() == counted() == {other: 1}
+
+    redis = kit.call(get_redis)
+    key = events.waiting_key(site.centre.id)
+    assert 0 < redis.ttl(key) <= events.WAITING_COUNTS_SECONDS  # rebuilt at least this often
+    redis.delete(key)
+    assert shown() == {other: 1}
+    # A change behind Redis's back shows once the counts are rebuilt.
+    kit.call(
+        lambda: (db.session.execute(Ticket.__table__.update().values(status="expired")), db.session.commit())
+    )
+    assert shown() == {other: 1}
+    redis.delete(key)  # what the expiry does
+    assert shown() == counted() == {}
+    # An increment on counts Redis no longer has does not stand in for them.
+    take(client, site)
+    assert shown() == counted() == {other: 1}
