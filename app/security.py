@@ -97,8 +97,34 @@ def issue_access_token(
     return token, lifetime
 
 
+VERIFIED_CACHE_SIZE = 8192
+
+
 def decode_access_token(token: str) -> dict[str, Any]:
-    """Verify signature, algorithm, issuer, audience and times; any doubt is a 401."""
+    """Verify signature, algorithm, issuer, audience and times; any doubt is a 401.
+
+    A token whose signature and claims verified once is remembered per app (bounded), so a citizen's
+    burst of requests pays the HMAC and the JSON parsing once; its times are checked on every use.
+    """
+    verified: dict[str, dict[str, Any]] = current_app.extensions.setdefault("verified_tokens", {})
+    claims = verified.get(token)
+    if claims is None:
+        claims = _verify_access_token(token)
+        if len(verified) >= VERIFIED_CACHE_SIZE:
+            verified.clear()  # bounded: a cold start costs one verification per token again
+        verified[token] = claims
+    now = clock.now().timestamp()
+    try:
+        expired = float(claims["exp"]) <= now
+        premature = float(claims.get("nbf", claims["iat"])) > now + 30
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
+    if expired or premature:
+        raise InvalidToken()
+    return claims
+
+
+def _verify_access_token(token: str) -> dict[str, Any]:
     cfg = current_app.config
     try:
         header = jwt.get_unverified_header(token)
@@ -121,14 +147,6 @@ def decode_access_token(token: str) -> dict[str, Any]:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken() from exc
-    now = clock.now().timestamp()
-    try:
-        expired = float(claims["exp"]) <= now
-        premature = float(claims.get("nbf", claims["iat"])) > now + 30
-    except (TypeError, ValueError) as exc:
-        raise InvalidToken() from exc
-    if expired or premature:
-        raise InvalidToken()
     return claims
 
 

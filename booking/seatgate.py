@@ -4,7 +4,8 @@ On release day almost every `POST /bookings` asks for a seat that is gone. The d
 with a read (`hold_slot`'s fast path), but a read per refusal still costs a connection and a few round
 trips each. When that read finds a slot full with nothing due for release, the gate remembers it in
 Redis (`seatgate:{slot}`) for at most SEAT_GATE_MS, and never beyond the moment a held or cancelled seat
-of that slot would fall due. Until then a hold on the slot is answered `slot_full` from Redis alone.
+of that slot would fall due. Until then a hold on the slot is answered `slot_full` from Redis alone; after
+it, one request asks the database again (see `check`) and closes the gate anew or opens it.
 
 The gate only ever refuses; it never grants a seat. PostgreSQL stays the one authority (the conditional
 seat UPDATE), so a lost, stale or flushed gate key can delay a freed seat by at most SEAT_GATE_MS but can
@@ -26,6 +27,17 @@ from app.redis_client import get_redis
 log = logging.getLogger(__name__)
 
 KEY = "seatgate:{slot_id}"
+PROBE_KEY = "seatgate:{slot_id}:probe"
+# Past its deadline a gate keeps refusing for up to GRACE_MS while ONE request (the probe, re-elected
+# every PROBE_MS) asks the database: a release-day flood never stampedes PostgreSQL when a gate lapses.
+GRACE_MS = 1000
+PROBE_MS = 500
+# Each process also remembers a closed gate for up to LOCAL_MS, skipping even the Redis read; a seat
+# freed through another process is then seen here at most LOCAL_MS late.
+LOCAL_MS = 250
+LOCAL_MAX = 100_000
+
+OPEN, CLOSED, PROBE = "open", "closed", "probe"
 
 
 def _ttl_ms() -> int:
@@ -36,18 +48,37 @@ def _epoch_ms(instant: dt.datetime) -> int:
     return int(instant.timestamp() * 1000)
 
 
-def is_closed(slot_id: int) -> bool:
-    """True when the slot was seen full a moment ago: refuse without asking the database."""
+def _local() -> dict[int, int]:
+    """slot id → deadline (ms on the app's clock) this process refuses without asking Redis."""
+    local = current_app.extensions.setdefault("seatgate_local", {})
+    if len(local) > LOCAL_MAX:
+        local.clear()
+    return local
+
+
+def check(slot_id: int) -> str:
+    """CLOSED: refuse without the database. OPEN: ask it. PROBE: ask it, then `close` or `reopen`."""
     if _ttl_ms() <= 0:
-        return False
+        return OPEN
+    now_ms = _epoch_ms(clock.now())
+    local = _local()
+    if local.get(slot_id, 0) > now_ms:
+        return CLOSED
     try:
-        until = get_redis().get(KEY.format(slot_id=slot_id))
+        client = get_redis()
+        until = client.get(KEY.format(slot_id=slot_id))
+        if until is None:
+            return OPEN
+        # The deadline is kept on the app's clock, so a clock moved forward (tests, a corrected host
+        # clock) lapses the gate as surely as time does.
+        if int(until) > now_ms:
+            local[slot_id] = min(int(until), now_ms + LOCAL_MS)
+            return CLOSED
+        won = client.set(PROBE_KEY.format(slot_id=slot_id), "1", nx=True, px=PROBE_MS)
     except redis.RedisError:
         log.warning("seat gate unreachable: asking the database", exc_info=True)
-        return False
-    # The key holds its deadline on the app's clock too, so a clock moved forward (tests, a corrected
-    # host clock) opens the gate as surely as Redis' own expiry does.
-    return until is not None and int(until) > _epoch_ms(clock.now())
+        return OPEN
+    return PROBE if won else CLOSED
 
 
 def close(slot_id: int, *, now: dt.datetime, next_release: dt.datetime | None) -> None:
@@ -57,15 +88,23 @@ def close(slot_id: int, *, now: dt.datetime, next_release: dt.datetime | None) -
         ttl = min(ttl, int((next_release - now).total_seconds() * 1000))
     if ttl <= 0:
         return
+    _local()[slot_id] = _epoch_ms(now) + min(ttl, LOCAL_MS)
     try:
-        get_redis().set(KEY.format(slot_id=slot_id), str(_epoch_ms(now) + ttl), px=ttl)
+        with get_redis().pipeline() as pipe:  # MULTI: the new deadline and the end of any probe together
+            pipe.set(KEY.format(slot_id=slot_id), str(_epoch_ms(now) + ttl), px=ttl + GRACE_MS)
+            pipe.delete(PROBE_KEY.format(slot_id=slot_id))
+            pipe.execute()
     except redis.RedisError:
         log.warning("seat gate unreachable: not closing slot %s", slot_id, exc_info=True)
 
 
 def reopen(*slot_ids: int | None) -> None:
     """Seats of these slots were freed and committed: let the next hold ask the database."""
-    keys = [KEY.format(slot_id=s) for s in slot_ids if s is not None]
+    ids = [s for s in slot_ids if s is not None]
+    local = _local()
+    for slot_id in ids:
+        local.pop(slot_id, None)
+    keys = [KEY.format(slot_id=s) for s in ids] + [PROBE_KEY.format(slot_id=s) for s in ids]
     if not keys or _ttl_ms() <= 0:
         return
     try:

@@ -554,7 +554,8 @@ def hold_slot(
     sold-out gate (Redis) before any database work; a full slot with nothing due for release is refused
     by one read, with no lock and no write, and closes the gate.
     """
-    if seatgate.is_closed(slot_id):
+    gate = seatgate.check(slot_id)
+    if gate == seatgate.CLOSED:
         raise errors.SlotFull(details={"slot_id": slot_id})
     group, own_expired = "", []
     try:
@@ -567,6 +568,8 @@ def hold_slot(
                 db.session.rollback()
                 seatgate.close(slot_id, now=now, next_release=next_release)
                 raise errors.SlotFull(details={"slot_id": slot_id})
+        if gate == seatgate.PROBE:  # seats to be had again: every hold may ask the database
+            seatgate.reopen(slot_id)
         account = _get_account(account_id, lock=True)
         _check_time(slot, offering, account, now, centre.timezone)
         _check_suspensions(account, service, now, centre.timezone)

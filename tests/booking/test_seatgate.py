@@ -13,7 +13,7 @@ from app import clock
 from app.extensions import db
 from app.redis_client import get_redis
 from booking import services
-from booking.seatgate import KEY
+from booking.seatgate import GRACE_MS, KEY
 
 
 def _hold(client, headers, slot_id):
@@ -77,7 +77,8 @@ def test_the_gate_never_outlives_the_next_seat_release(make_app, kit):
     assert _hold(client, kit.headers_for(first), slot.id).status_code == 201
     assert _hold(client, kit.headers_for(second), slot.id).status_code == 409
     _, pttl = _gate(app, slot.id)
-    assert 0 < pttl <= 120_000  # closed only until the hold in the way expires
+    # Refusing only until the hold in the way expires (the key outlives that by the grace a probe uses).
+    assert 0 < pttl <= 120_000 + GRACE_MS
 
     clock.shift(dt.timedelta(seconds=121))  # the hold expired: the gate is open on the app's clock too
     held = _hold(client, kit.headers_for(third), slot.id)
@@ -199,3 +200,21 @@ def test_many_refusals_never_stop_a_freed_seat_from_selling(make_app, kit, gate_
     codes = [_hold(client, kit.headers_for(c), slot.id).status_code for c in citizens[4:]]
     assert codes == [201, 201]
     assert kit.slot_state(slot.id) == (2, 2)
+
+
+def test_a_lapsed_gate_lets_one_request_ask_the_database(app, kit):
+    from booking import seatgate
+
+    slot = kit.slot(kit.offering(), capacity=1)
+    with app.app_context():
+        seatgate.close(slot.id, now=clock.now(), next_release=None)
+        assert seatgate.check(slot.id) == seatgate.CLOSED
+        clock.shift(dt.timedelta(seconds=5))  # past the deadline, inside the key's grace
+        checks = [seatgate.check(slot.id) for _ in range(3)]
+        assert checks == [seatgate.PROBE, seatgate.CLOSED, seatgate.CLOSED]
+        seatgate.close(slot.id, now=clock.now(), next_release=None)  # the probe found it still full
+        assert seatgate.check(slot.id) == seatgate.CLOSED
+        clock.shift(dt.timedelta(seconds=5))
+        assert seatgate.check(slot.id) == seatgate.PROBE  # a new probe: the last one ended with the close
+        seatgate.reopen(slot.id)  # ... and found seats
+        assert seatgate.check(slot.id) == seatgate.OPEN
