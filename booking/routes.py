@@ -127,10 +127,16 @@ def _rate_limited(error):
         principal = current_principal()
     except Exception:  # an invalid token is still rate limited by IP
         principal = None
+    citizen = principal.id if principal is not None and principal.role == "citizen" else None
+    # A flood is recorded once per caller and endpoint a minute, not once per refused request: the
+    # refusal path must not write to PostgreSQL at the flood's rate.
+    caller = f"acct:{citizen}" if citizen is not None else f"ip:{client_ip()}"
+    if not services.first_in_window(f"abuse:rate_limit:{caller}:{request.path}", seconds=60):
+        return http_error_response(error)
     services.record_abuse_event(
         rule="rate_limit",
         reason="rate_limited",
-        account_id=principal.id if principal is not None and principal.role == "citizen" else None,
+        account_id=citizen,
         device_id=_device_id(),
         ip=client_ip(),
         details={"path": request.path, "limit": str(getattr(getattr(error, "limit", None), "limit", ""))},

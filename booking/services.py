@@ -163,6 +163,18 @@ class AbuseRefusal(AppError):
     """Marker mix-in: refusals for abuse are recorded as abuse events."""
 
 
+def first_in_window(key: str, *, seconds: int) -> bool:
+    """True for the first call with `key` in a window of `seconds` (Redis SET NX); True if Redis is down."""
+    import redis
+
+    from app.redis_client import get_redis
+
+    try:
+        return bool(get_redis().set(key, "1", nx=True, ex=seconds))
+    except redis.RedisError:
+        return True
+
+
 def record_abuse_event(
     *,
     rule: str,
