@@ -89,6 +89,9 @@ def publish_changes(
     """After a commit: publish the events, apply the change of waiting tickets per service and publish
     the counts (`queue.updated`), in two round trips. `recount` counts in the database when Redis has
     no counts to update. A Redis hiccup never undoes what the database holds."""
+    changes = list(changes)
+    if not changes and waiting_delta is None:
+        return
     key = waiting_key(centre_id)
     try:
         with get_redis().pipeline(transaction=True) as pipe:

@@ -74,6 +74,13 @@ class Ticket(db.Model):
             postgresql_where=text("status = 'waiting' AND source = 'appointment'"),
             sqlite_where=text("status = 'waiting' AND source = 'appointment'"),
         ),
+        # A counter's current ticket, found by every call-next without reading the counter's whole history.
+        Index(
+            "ix_tickets_counter_active",
+            "counter_id",
+            postgresql_where=text("status IN ('called', 'serving')"),
+            sqlite_where=text("status IN ('called', 'serving')"),
+        ),
         # One active remote ticket per citizen: a remote ticket is a promise to come, not a hoard.
         Index(
             "ix_tickets_one_active_remote",

@@ -13,10 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, bindparam, func, literal, literal_column, select, text, union_all, update
+from sqlalchemy import (
+    Integer,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from ticketing import events
 from ticketing.errors import (
     ActiveTicketExists,
@@ -45,6 +56,7 @@ from ticketing.policy import (
     TIER_REST,
     CallPolicy,
     Candidate,
+    RankKey,
     effective_time,
     is_due,
     order_candidates,
@@ -132,6 +144,15 @@ def _notify(**kwargs: Any) -> None:
     from notifications.services import notify_citizen
 
     notify_citizen(**kwargs)
+
+
+_TICKETS = Ticket.__table__
+
+
+def _literal_in(column, *values: str):
+    """`column IN ('a', …)` with the values written into the SQL, so PostgreSQL can match partial indexes
+    (whose predicates name these values) even in a generic plan of a prepared statement."""
+    return column.in_([literal_column(f"'{value}'") for value in values])
 
 
 # ------------------------------------------------------------------------------- numbering & issuing
@@ -403,36 +424,39 @@ def _head_statement(per_stream: int, n_services: int):
 
 # PostgreSQL: one LATERAL index scan per part, planned once (a UNION of one subquery per part costs more to
 # plan than to run, and its generic prepared plan is worse still). SQLite keeps the UNION, cheap to plan.
+# The parts are the services crossed with _STREAM_PARTS written into the SQL, so the only array sent is the
+# services'; part numbers: (service's ordinal - 1) * len(_STREAM_PARTS) + the part's index, and minus the
+# service's ordinal for its appointments in slot order.
+_STREAM_PARTS_SQL = ", ".join(
+    f"({stream}, {index}, '{source}', {str(vulnerable).lower()})"
+    for index, (stream, source, vulnerable) in enumerate(_STREAM_PARTS)
+)
 _HEAD_SQL_POSTGRES = text(
-    """
+    f"""
     SELECT t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at, t.account_id, t.service_code,
-           t.number, p.stream, p.part
-    FROM unnest(CAST(:p_stream AS int[]), CAST(:p_part AS int[]), CAST(:p_service AS text[]),
-                CAST(:p_source AS text[]), CAST(:p_vulnerable AS boolean[]))
-         AS p(stream, part, service, source, vulnerable)
+           t.number, p.stream, (s.n - 1) * {len(_STREAM_PARTS)} + p.index
+    FROM unnest(CAST(:services AS text[])) WITH ORDINALITY AS s(service, n)
+    CROSS JOIN (VALUES {_STREAM_PARTS_SQL}) AS p(stream, index, source, vulnerable)
     CROSS JOIN LATERAL (
         SELECT * FROM tickets
-        WHERE centre_id = :centre_id AND status = 'waiting' AND service_code = p.service
+        WHERE centre_id = :centre_id AND status = 'waiting' AND service_code = s.service
           AND source = p.source AND vulnerable = p.vulnerable
         ORDER BY issued_at, id
         LIMIT :per_stream
     ) AS t
     UNION ALL
     SELECT t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at, t.account_id, t.service_code,
-           t.number, 3 /* _STREAM_APPOINTMENT_DUE */, d.part
-    FROM unnest(CAST(:d_service AS text[]), CAST(:d_part AS int[])) AS d(service, part)
+           t.number, {_STREAM_APPOINTMENT_DUE}, -s.n
+    FROM unnest(CAST(:services AS text[])) WITH ORDINALITY AS s(service, n)
     CROSS JOIN LATERAL (
         SELECT * FROM tickets
-        WHERE centre_id = :centre_id AND status = 'waiting' AND service_code = d.service
+        WHERE centre_id = :centre_id AND status = 'waiting' AND service_code = s.service
           AND source = 'appointment'
         ORDER BY appointment_at, issued_at, id
         LIMIT :per_stream
     ) AS t
-    """
+    """  # noqa: S608 (only this module's constants are formatted in)
 ).columns(*_WAITING_COLUMNS, literal_column("stream", Integer), literal_column("part", Integer))
-
-
-assert _STREAM_APPOINTMENT_DUE == 3  # written literally in _HEAD_SQL_POSTGRES
 
 
 def _head_rows(centre_id: str, services: list[str], per_stream: int):
@@ -440,20 +464,8 @@ def _head_rows(centre_id: str, services: list[str], per_stream: int):
     if not _postgres():
         params = {"centre_id": centre_id, **{f"service_{i}": code for i, code in enumerate(services)}}
         return db.session.execute(_head_statement(per_stream, len(services)), params)
-    parts = [(service, *part) for service in services for part in _STREAM_PARTS]
     return db.session.execute(
-        _HEAD_SQL_POSTGRES,
-        {
-            "centre_id": centre_id,
-            "per_stream": per_stream,
-            "p_stream": [stream for _, stream, _, _ in parts],
-            "p_part": list(range(len(parts))),
-            "p_service": [service for service, _, _, _ in parts],
-            "p_source": [source for _, _, source, _ in parts],
-            "p_vulnerable": [vulnerable for _, _, _, vulnerable in parts],
-            "d_service": services,
-            "d_part": list(range(len(parts), len(parts) + len(services))),
-        },
+        _HEAD_SQL_POSTGRES, {"centre_id": centre_id, "per_stream": per_stream, "services": services}
     )
 
 
@@ -462,10 +474,17 @@ class _Head:
     """The first waiting tickets in call order, and how far down that order they are known to be exact."""
 
     rows: list[_Waiting]
+    keys: list[RankKey]  # each row's rank key at the time the head was read (computed once)
     horizon: tuple | None  # a rank key; tickets ranked after it may have better ones not loaded
 
     def safe(self, row: _Waiting, now: dt.datetime, policy: CallPolicy) -> bool:
         return self.horizon is None or rank_key(row.candidate(), now=now, policy=policy) <= self.horizon
+
+    def exact(self) -> list[_Waiting]:
+        """The rows known to be the first in call order (a prefix of `rows`)."""
+        if self.horizon is None:
+            return self.rows
+        return [row for row, key in zip(self.rows, self.keys, strict=True) if key <= self.horizon]
 
 
 def _head_of_queue(
@@ -481,7 +500,7 @@ def _head_of_queue(
     policy = call_policy()
     services = sorted(set(services))
     if not services:
-        return _Head(rows=[], horizon=None)
+        return _Head(rows=[], keys=[], horizon=None)
     by_part: dict[int, tuple[int, list[_Waiting]]] = {}
     rows: dict[int, _Waiting] = {}
     for *values, stream, part in _head_rows(centre_id, services, per_stream):
@@ -504,7 +523,16 @@ def _head_of_queue(
         else:
             last = max(members, key=lambda r: (r.issued_at, r.id))
             bounds.append(rank_key(last.candidate(), now=now, policy=policy))
-    return _Head(rows=_in_call_order(rows.values(), now), horizon=min(bounds) if bounds else None)
+    # The policy's order (order_candidates sorts by rank_key, a total order), each key computed once.
+    keyed = sorted(
+        ((rank_key(row.candidate(), now=now, policy=policy), row) for row in rows.values()),
+        key=lambda pair: pair[0],
+    )
+    return _Head(
+        rows=[row for _, row in keyed],
+        keys=[key for key, _ in keyed],
+        horizon=min(bounds) if bounds else None,
+    )
 
 
 def _in_call_order(rows: Iterable[_Waiting], now: dt.datetime) -> list[_Waiting]:
@@ -513,16 +541,11 @@ def _in_call_order(rows: Iterable[_Waiting], now: dt.datetime) -> list[_Waiting]
     return [by_id[c.id] for c in ordered]
 
 
-def _exact_head(head: _Head, now: dt.datetime) -> list[_Waiting]:
-    policy = call_policy()
-    return [row for row in head.rows if head.safe(row, now, policy)]
-
-
 def waiting_in_order(*, centre_id: str, services: Sequence[str], limit: int | None = None) -> list[_Waiting]:
     """Waiting tickets of these services in the order counters will call them."""
     now = clock.now()
     if limit is not None and limit <= HEAD_PER_STREAM:
-        exact = _exact_head(_head_of_queue(centre_id, services, now=now), now)
+        exact = _head_of_queue(centre_id, services, now=now).exact()
         if len(exact) >= limit:
             return exact[:limit]
     rows = [_Waiting(*r) for r in db.session.execute(_waiting_query(centre_id, list(services)))]
@@ -600,7 +623,7 @@ def average_service_minutes(*, centre_id: str, service_code: str) -> float:
     return float(service.avg_service_minutes if service else 10)
 
 
-def with_position(ticket: Ticket) -> Ticket:
+def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
     """Attach `position` (1 = next) and `estimated_wait_minutes` to a ticket for its answer."""
     ticket.position = None
     ticket.estimated_wait_minutes = None
@@ -652,13 +675,13 @@ def _counter_payload(counter: Counter | None) -> dict[str, Any] | None:
     }
 
 
-def call_payload(ticket: Ticket) -> dict[str, Any]:
+def call_payload(ticket: Ticket | TicketAnswer) -> dict[str, Any]:
     """What a screen shows for a call: number → counter."""
     return {
         "ticket_id": ticket.id,
         "number": ticket.number,
         "service": ticket.service_code,
-        "counter": _counter_payload(ticket.counter),
+        "counter": ticket.counter if isinstance(ticket, TicketAnswer) else _counter_payload(ticket.counter),
         "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
         "recall_count": ticket.recall_count,
     }
@@ -798,142 +821,310 @@ def counter_state(*, counter_id: int, principal: Principal) -> dict[str, Any]:
 def _current_ticket(counter_id: int, *, lock: bool = False) -> Ticket | None:
     query = (
         select(Ticket)
-        .where(Ticket.counter_id == counter_id, Ticket.status.in_(("called", "serving")))
+        .where(Ticket.counter_id == counter_id, _literal_in(Ticket.status, "called", "serving"))
         .order_by(Ticket.called_at.desc())
         .limit(1)
     )
     return db.session.scalar(query.with_for_update() if lock else query)
 
 
+@dataclass(slots=True)
+class TicketAnswer:
+    """A ticket as the API answers it, read by the statement that changed it (nothing to load after the
+    commit): the columns of `Ticket`, its centre's zone and its counter."""
+
+    id: int
+    centre_id: str
+    service_code: str
+    number: str
+    seq: int | None
+    local_date: dt.date
+    source: str
+    priority: int
+    vulnerable: bool
+    status: str
+    issued_at: dt.datetime
+    appointment_at: dt.datetime | None
+    called_at: dt.datetime | None
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    counter_id: int | None
+    served_by_id: int | None
+    recall_count: int
+    account_id: int | None
+    booking_id: int | None
+    urgent_request_id: int | None
+    transferred_from_id: int | None
+    rating: int | None
+    rating_comment: str | None
+    rated_at: dt.datetime | None
+    timezone: str
+    counter: dict[str, Any] | None
+    position: int | None = None
+    estimated_wait_minutes: int | None = None
+
+
+_COUNTER_FIELDS = ("number", "name_ar", "name_en")
+
+
 @functools.cache
-def _claim_statement(skip_locked: bool):
-    """Waiting → called for one ticket, returning it (built once: this runs on every call)."""
-    target = Ticket.id == bindparam("ticket_id")
-    if skip_locked:
-        # PostgreSQL: a row another counter is claiming right now is skipped, not waited for.
-        probe = aliased(Ticket)
-        target = Ticket.id.in_(
-            select(probe.id)
-            .where(probe.id == bindparam("ticket_id"), probe.status == "waiting")
-            .with_for_update(skip_locked=True)
-        )
+def _answer_columns() -> tuple:
+    """RETURNING columns for a `TicketAnswer`: the ticket's, its centre's zone, its counter's names.
+
+    SQLite gets the ticket's columns only: SQLAlchemy writes its RETURNING without table names, which
+    would leave the subqueries' names to SQLite's scoping rules (its answer is completed by `_answer`).
+    """
+    centre, counter = Centre.__table__, Counter.__table__
+
+    def scalar(column, where):
+        return select(column).where(where).correlate(_TICKETS).scalar_subquery()
+
     return (
-        update(Ticket)
-        .where(target, Ticket.status == "waiting")
-        .values(
-            status="called",
-            counter_id=bindparam("counter_id"),
-            served_by_id=bindparam("clerk_id"),
-            called_at=bindparam("now", type_=UTCDateTime),
+        *_TICKETS.c,
+        scalar(centre.c.timezone, centre.c.id == _TICKETS.c.centre_id).label("timezone"),
+        *(
+            scalar(counter.c[name], counter.c.id == _TICKETS.c.counter_id).label(f"counter_{name}")
+            for name in _COUNTER_FIELDS
+        ),
+    )
+
+
+def _answer(row) -> TicketAnswer:
+    values = dict(row._mapping)
+    if "timezone" not in values:
+        centre, counter = Centre.__table__, Counter.__table__
+        names = [counter.c[name].label(f"counter_{name}") for name in _COUNTER_FIELDS]
+        extra = db.session.execute(
+            select(centre.c.timezone, *names)
+            .select_from(centre.outerjoin(counter, counter.c.id == values["counter_id"]))
+            .where(centre.c.id == values["centre_id"])
+        ).one()
+        values.update(extra._mapping)
+    counter_of = None
+    if values["counter_id"] is not None:
+        counter_of = {
+            "id": values["counter_id"],
+            **{name: values[f"counter_{name}"] for name in _COUNTER_FIELDS},
+        }
+    return TicketAnswer(
+        **{column.name: values[column.name] for column in _TICKETS.c},
+        timezone=values["timezone"],
+        counter=counter_of,
+    )
+
+
+@functools.cache
+def _desk_statement():
+    """The counter's centre and its open session's services, the session row locked (built once)."""
+    counter, session = Counter.__table__, CounterSession.__table__
+    return (
+        select(counter.c.centre_id, session.c.services)
+        .join_from(counter, session, (session.c.counter_id == counter.c.id) & session.c.closed_at.is_(None))
+        .where(counter.c.id == bindparam("desk"))
+        .with_for_update(of=session)
+    )
+
+
+def _lock_open_counter(counter_id: int, principal: Principal) -> tuple[str, list[str]]:
+    """The centre and services of an open counter the principal may work at, its session locked: this
+    serialises two clicks at the same counter while other counters go on in parallel."""
+    row = db.session.execute(_desk_statement(), {"desk": counter_id}).first()
+    try:
+        if row is None:
+            _counter_for(counter_id, principal)  # 404 and 403 before "not open"
+            raise CounterNotOpen()
+        require_centre(principal, row.centre_id)
+    except Exception:
+        db.session.rollback()
+        raise
+    return row.centre_id, list(row.services or [])
+
+
+@functools.cache
+def _finish_statement():
+    """A counter's current ticket: served → done; called but never started → waiting again (built once)."""
+    serving = _TICKETS.c.status == literal_column("'serving'")
+    return (
+        update(_TICKETS)
+        .where(
+            _TICKETS.c.counter_id == bindparam("desk"), _literal_in(_TICKETS.c.status, "called", "serving")
         )
-        .returning(Ticket)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .values(
+            status=case((serving, literal_column("'done'")), else_=literal_column("'waiting'")),
+            ended_at=case((serving, bindparam("now", type_=UTCDateTime)), else_=_TICKETS.c.ended_at),
+            counter_id=case((serving, _TICKETS.c.counter_id), else_=null()),
+            served_by_id=case((serving, _TICKETS.c.served_by_id), else_=null()),
+        )
+        .returning(_TICKETS.c.status, _TICKETS.c.service_code, _TICKETS.c.booking_id)
+    )
+
+
+def _finish_current_ticket(counter_id: int, now: dt.datetime) -> tuple[bool, dict[str, int]]:
+    """Before the next call: a visit being served is done; a called visitor who never came forward goes
+    back to the queue with their issue time (so a double click never skips anyone; no-show is explicit).
+
+    Returns whether a ticket was finished, and how the waiting lists changed. One UPDATE: on PostgreSQL a
+    start or complete clicked at the same moment is applied first and re-checked, never overwritten.
+    """
+    rows = db.session.execute(_finish_statement(), {"desk": counter_id, "now": now}).all()
+    delta: dict[str, int] = {}
+    for status, service_code, booking_id in rows:
+        if status == "waiting":
+            delta[service_code] = delta.get(service_code, 0) + 1
+        elif booking_id is not None:
+            from booking import services as booking
+
+            booking.complete_booking(booking_id=booking_id)
+    return bool(rows), delta
+
+
+def _called_values() -> dict[str, Any]:
+    return {
+        "status": literal_column("'called'"),
+        "counter_id": bindparam("desk"),
+        "served_by_id": bindparam("clerk"),
+        "called_at": bindparam("now", type_=UTCDateTime),
+    }
+
+
+@functools.cache
+def _claim_statement():
+    """Waiting → called for one ticket, returning its answer (SQLite, where writers are serialised)."""
+    return (
+        update(_TICKETS)
+        .where(_TICKETS.c.id == bindparam("ticket"), _TICKETS.c.status == literal_column("'waiting'"))
+        .values(**_called_values())
+        .returning(*_TICKETS.c)
+    )
+
+
+@functools.cache
+def _claim_first_statement(skip_locked: bool):
+    """PostgreSQL: waiting → called for the first of the candidates (in the given order) that is still
+    waiting and that no other counter is taking right now, returning its answer, in one statement.
+
+    With `skip_locked`, a row another counter is claiming is passed over, not waited for; without it, the
+    claim waits and re-checks the row (it is usually called by then, and the next one is taken).
+    """
+    probe = _TICKETS.alias("probe")
+    wanted = (
+        func.unnest(bindparam("ids", type_=postgresql.ARRAY(Integer)))
+        .table_valued("id", with_ordinality="ord")
+        .render_derived(name="wanted")
+    )
+    first = (
+        select(probe.c.id)
+        .join_from(wanted, probe, probe.c.id == wanted.c.id)
+        .where(probe.c.status == literal_column("'waiting'"))
+        .order_by(wanted.c.ord)
+        .limit(1)
+        .with_for_update(of=probe, skip_locked=skip_locked)
+        .scalar_subquery()
+    )
+    return (
+        update(_TICKETS)
+        .where(_TICKETS.c.id == first, _TICKETS.c.status == literal_column("'waiting'"))
+        .values(**_called_values())
+        .returning(*_answer_columns())
     )
 
 
 def _claim(
-    ticket_id: int, *, counter_id: int, clerk_id: int, now: dt.datetime, skip_locked: bool
-) -> Ticket | None:
-    """Take one waiting ticket for a counter, or None if another counter has it (or is taking it)."""
-    params = {"ticket_id": ticket_id, "counter_id": counter_id, "clerk_id": clerk_id, "now": now}
-    return db.session.scalars(_claim_statement(skip_locked), params).first()
+    candidates: Sequence[_Waiting], *, counter_id: int, clerk_id: int, now: dt.datetime, skip_locked: bool
+) -> TicketAnswer | None:
+    """Take the first candidate still waiting for a counter, or None if other counters have them all."""
+    params: dict[str, Any] = {"desk": counter_id, "clerk": clerk_id, "now": now}
+    if _postgres():
+        row = db.session.execute(
+            _claim_first_statement(skip_locked), {**params, "ids": [c.id for c in candidates]}
+        ).first()
+        return _answer(row) if row is not None else None
+    for candidate in candidates:
+        row = db.session.execute(_claim_statement(), {**params, "ticket": candidate.id}).first()
+        if row is not None:
+            return _answer(row)
+    return None
 
 
-def _finish_current_ticket(counter_id: int) -> tuple[bool, dict[str, int]]:
-    """Before the next call: a visit being served is done; a called visitor who never came forward goes
-    back to the queue with their issue time (so a double click never skips anyone; no-show is explicit).
-
-    Returns whether a ticket was finished, and how the waiting lists changed."""
-    # Locked: a start or complete clicked at the same moment is applied first, never overwritten.
-    current = _current_ticket(counter_id, lock=True)
-    if current is None:
-        return False, {}
-    delta: dict[str, int] = {}
-    now = clock.now()
-    if current.status == "serving":
-        current.status = "done"
-        current.ended_at = now
-        if current.booking_id is not None:
-            from booking import services as booking
-
-            booking.complete_booking(booking_id=current.booking_id)
-    else:
-        current.status = "waiting"
-        current.counter_id = None
-        current.served_by_id = None
-        delta[current.service_code] = 1
-    db.session.flush()
-    return True, delta
-
-
-def call_next_ticket(*, counter_id: int, principal: Principal) -> Ticket | None:
+def call_next_ticket(*, counter_id: int, principal: Principal) -> TicketAnswer | None:
     """Call the next ticket by the policy among the services the counter serves; None if nobody waits.
 
     A ticket still being served at this counter is completed first; one called but never started goes
-    back to the queue first (keeping its place), so it is usually called again.
+    back to the queue first (keeping its place), so it is usually called again. On PostgreSQL that is
+    four statements in one transaction: lock the counter's session, finish its ticket, read the head of
+    the queue, claim the first candidate nobody else is taking.
     """
-    counter = _counter_for(counter_id, principal)
-    # Locking the session row serialises two clicks at the same counter; other counters go on in parallel.
-    session = _open_session_of(counter_id, lock=True)
-    if session is None:
-        raise CounterNotOpen()
-    finished, waiting_delta = _finish_current_ticket(counter_id)
-    postgres = _postgres()
-    policy = call_policy()
-    ticket = None
+    centre_id, services = _lock_open_counter(counter_id, principal)
+    finished, waiting_delta = _finish_current_ticket(counter_id, clock.now())
+    ticket = head = None
     for attempt in range(CLAIM_ATTEMPTS):
         now = clock.now()
-        head = _head_of_queue(counter.centre_id, session.services, now=now)
+        head = _head_of_queue(centre_id, services, now=now)
         if not head.rows:
             break
+        # Past the horizon other counters used up what this snapshot knew: read the queue again then.
+        candidates = head.exact()
         # After a few rounds of finding every head ticket taken, wait for locks instead of skipping them.
-        skip_locked = postgres and attempt < 3
-        for row in head.rows:
-            if not head.safe(row, now, policy):
-                break  # other counters used up what this snapshot knew: read the queue again
-            ticket = _claim(
-                row.id, counter_id=counter_id, clerk_id=principal.id, now=now, skip_locked=skip_locked
-            )
-            if ticket is not None:
-                break
+        ticket = _claim(
+            candidates, counter_id=counter_id, clerk_id=principal.id, now=now, skip_locked=attempt < 3
+        )
         if ticket is not None:
             break
     else:
         log.warning("call-next gave up after %s attempts", CLAIM_ATTEMPTS, extra={"counter_id": counter_id})
     if ticket is None:
         if finished:
-            _commit_ticket_change(counter.centre_id, waiting_delta=waiting_delta or None)
+            _commit_ticket_change(centre_id, waiting_delta=waiting_delta or None)
         else:
             db.session.rollback()
         return None
-    _after_call(ticket, counter)
+    _tell_called(ticket, ticket.counter["number"])
+    _tell_turn_near(ticket, _next_after(ticket, head))
     waiting_delta[ticket.service_code] = waiting_delta.get(ticket.service_code, 0) - 1
     _commit_ticket_change(
-        counter.centre_id, (events.TICKET_CALLED, call_payload(ticket)), waiting_delta=waiting_delta
+        centre_id, (events.TICKET_CALLED, call_payload(ticket)), waiting_delta=waiting_delta
     )
     return ticket
 
 
-def _after_call(ticket: Ticket, counter: Counter) -> None:
-    """Pushes in the caller's transaction: 'go to counter N', and 'your turn is near' to those next."""
-    if ticket.account_id is not None:
-        _notify(
-            account_id=ticket.account_id,
-            kind="ticket_called",
-            params={
-                "number": ticket.number,
-                "counter": counter.number,
-                "ticket_id": ticket.id,
-                "centre_id": ticket.centre_id,
-                "service_code": ticket.service_code,
-            },
-            dedupe_key=f"ticket_called:{ticket.id}:{ticket.recall_count}",
-        )
+def _next_after(ticket: TicketAnswer, head: _Head) -> list[_Waiting] | None:
+    """Those next in the called ticket's service, from the head call-next just read: the candidates after
+    it (those before it were being taken by other counters). None if that head cannot tell enough."""
+    near = current_app.config["TURN_NEAR_AHEAD"]
+    order = [row for row in head.exact() if row.service_code == ticket.service_code]
+    ids = [row.id for row in order]
+    after = order[ids.index(ticket.id) + 1 :] if ticket.id in ids else []
+    if len(after) > near or head.horizon is None:
+        return after
+    return None
+
+
+def _tell_called(ticket: Ticket | TicketAnswer, counter_number: int) -> None:
+    """'Go to counter N', in the caller's transaction."""
+    if ticket.account_id is None:
+        return
+    _notify(
+        account_id=ticket.account_id,
+        kind="ticket_called",
+        params={
+            "number": ticket.number,
+            "counter": counter_number,
+            "ticket_id": ticket.id,
+            "centre_id": ticket.centre_id,
+            "service_code": ticket.service_code,
+        },
+        dedupe_key=f"ticket_called:{ticket.id}:{ticket.recall_count}",
+    )
+
+
+def _tell_turn_near(ticket: Ticket | TicketAnswer, order: list[_Waiting] | None = None) -> None:
+    """'Your turn is near' to the next few waiting for the called ticket's service (`order`: those next,
+    in call order, when the caller knows them), in the caller's transaction."""
     near = current_app.config["TURN_NEAR_AHEAD"]
     if near <= 0:
         return
-    now = clock.now()
-    order = _exact_head(_head_of_queue(ticket.centre_id, [ticket.service_code], now=now), now)
+    if order is None:
+        order = _head_of_queue(ticket.centre_id, [ticket.service_code], now=clock.now()).exact()
     for ahead, row in enumerate(order[: near + 1]):
         if row.account_id is None:
             continue
@@ -980,7 +1171,8 @@ def recall_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
     ticket.recall_count += 1
     ticket.called_at = clock.now()
     if ticket.counter is not None:
-        _after_call(ticket, ticket.counter)
+        _tell_called(ticket, ticket.counter.number)
+        _tell_turn_near(ticket)
     _commit_ticket_change(ticket.centre_id, (events.TICKET_RECALLED, call_payload(ticket)), waiting_delta={})
     return ticket
 
@@ -995,14 +1187,31 @@ def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
     return ticket
 
 
-def complete_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
+@functools.cache
+def _complete_statement(any_centre: bool, postgres: bool):
+    """Called or serving → done, returning its answer (built once per kind of caller and database)."""
+    now = bindparam("now", type_=UTCDateTime)
+    statement = update(_TICKETS).where(
+        _TICKETS.c.id == bindparam("ticket"), _literal_in(_TICKETS.c.status, "called", "serving")
+    )
+    if not any_centre:
+        statement = statement.where(_TICKETS.c.centre_id == bindparam("centre"))
+    return statement.values(
+        status=literal_column("'done'"), ended_at=now, started_at=func.coalesce(_TICKETS.c.started_at, now)
+    ).returning(*(_answer_columns() if postgres else _TICKETS.c))
+
+
+def complete_ticket(*, ticket_id: int, principal: Principal) -> TicketAnswer:
     """The visit is done (a called ticket counts as started now); its booking is completed too."""
-    ticket = _staff_ticket(ticket_id, principal)
-    _require_status(ticket, "called", "serving")
-    now = clock.now()
-    ticket.started_at = ticket.started_at or now
-    ticket.ended_at = now
-    ticket.status = "done"
+    statement = _complete_statement(principal.role == "admin", _postgres())
+    params = {"ticket": ticket_id, "centre": principal.centre_id, "now": clock.now()}
+    row = db.session.execute(statement, params).first()
+    if row is None:
+        # Unknown, elsewhere, or not called or serving: say which (404, 403, 409), with the row locked. If
+        # it was called meanwhile, it is completed now.
+        _require_status(_staff_ticket(ticket_id, principal), "called", "serving")
+        row = db.session.execute(statement, params).one()
+    ticket = _answer(row)
     if ticket.booking_id is not None:
         from booking import services as booking
 

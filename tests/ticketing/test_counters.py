@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import event
 from ticketing import events, services
 from ticketing.models import CounterSession, Ticket
 
@@ -11,6 +12,7 @@ from app import clock
 from app.extensions import db
 from app.redis_client import get_redis
 from tests.authz import assert_forbidden, assert_needs_auth
+from tests.conftest import IS_POSTGRES
 
 API = "/api/v1"
 
@@ -307,3 +309,46 @@ def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost
     # An increment on counts Redis no longer has does not stand in for them.
     take(client, site)
     assert shown() == counted() == {other: 1}
+
+
+def test_call_next_and_complete_answer_as_the_ticket_reads_in_a_few_statements(kit, client):
+    """The answers are built by the statements that change the ticket (nothing is read again after the
+    commit), and say what reading the ticket says."""
+    site = kit.site()
+    open_counter(client, site, counter=site.counters[1])
+    first, _ = take(client, site), take(client, site, site.passport)
+    engine = kit.call(lambda: db.engine)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        called = call(client, site, counter=site.counters[1])
+        call_statements, statements[:] = len(statements), []
+        done = act(client, site, first["ticket_id"], "complete")
+        complete_statements = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert called.status_code == done.status_code == 200
+    # Lock the counter's session, finish its ticket, read the head, claim (SQLite: then its counter).
+    assert (call_statements, complete_statements) == ((4, 1) if IS_POSTGRES else (5, 2))
+    read = client.get(f"{API}/tickets/{first['ticket_id']}", headers=site.headers["clerk"]).json
+    assert done.json == read
+    assert called.json == {
+        **read,
+        "status": "called",
+        "ended_at": None,
+        "started_at": None,
+        "position": 0,
+        "estimated_wait_minutes": 0,
+    }
+    assert called.json["counter"] == {
+        "id": site.counters[1],
+        "number": 2,
+        "name_ar": "شباك 2",
+        "name_en": "Counter 2",
+    }
+    assert called.json["called_at"].endswith("+03:00")  # in the centre's zone
