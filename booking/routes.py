@@ -14,7 +14,7 @@ from app.extensions import client_ip, limiter
 from app.idempotency import idempotent
 from app.ratelimit import limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal
-from booking import errors, services
+from booking import availability, errors, services
 from booking.schemas import (
     AbuseEventQuerySchema,
     AbuseEventSchema,
@@ -155,13 +155,15 @@ def list_slots(args, centre_id):
     """Slots with seats left for a service at a centre, inside the cut-off and the caller's horizon."""
     principal = current_principal()
     account_id = principal.id if principal is not None and principal.role == "citizen" else None
-    return services.list_available_slots(
+    body = availability.available_slots_json(
         centre_id=centre_id,
         service_code=args["service"],
         date_from=args.get("date_from"),
         date_to=args.get("date_to"),
         account_id=account_id,
     )
+    # Already JSON (the schema above documents it): flask-smorest passes a Response through as it is.
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 # ----------------------------------------------------------------------------------------- bookings

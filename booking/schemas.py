@@ -22,6 +22,8 @@ class SlotQuerySchema(QuerySchema):
 
 
 class AvailableSlotSchema(BaseSchema):
+    """Documents the availability answer; booking.availability writes the same JSON without it (tested)."""
+
     slot_id = ma.fields.Integer()
     start = ma.fields.Method("local_start", metadata={"description": "ISO 8601, centre-local offset"})
     end = ma.fields.Method("local_end")
