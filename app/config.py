@@ -114,6 +114,9 @@ class Settings:
     queue_stream_max_seconds: int = 900
     urgent_max_approved: int = 2
     urgent_window_days: int = 365
+    # Seconds an availability answer is reused from Redis (booking/availability.py says why that is safe;
+    # 0: off, the default under APP_ENV=test so tests read their own writes).
+    availability_cache_seconds: int = 2
     idempotency_ttl_hours: int = 24
     app_check_required: bool = False
     app_check_project_number: str | None = None
@@ -172,6 +175,8 @@ def load_config(env: dict[str, str] | None = None, *, instance_path: str = "inst
     s.env = env.get("APP_ENV", "development")
     if s.env not in {"development", "test", "production"}:
         raise ConfigError("APP_ENV must be development, test or production")
+    if s.env == "test":
+        s.availability_cache_seconds = 0
     s.database_url = normalise_database_url(env.get("DATABASE_URL") or default_sqlite_url(instance_path))
     s.redis_url = env.get("REDIS_URL") or None
     s.secret_key = env.get("SECRET_KEY") or _DEV_SECRET

@@ -1,7 +1,13 @@
 """Availability: the bookable slots of an offering, answered as ready-made JSON (the busiest read).
 
 The answer is built without marshmallow (`AvailableSlotSchema` documents it, and a test holds the two
-to the same bytes), with each instant's local ISO form memoised per zone, from one SQL query.
+to the same bytes), with each instant's local ISO form memoised per zone, from one SQL query; it is then
+kept in Redis for AVAILABILITY_CACHE_SECONDS.
+
+Why a cache that can be stale: every seat is taken by a conditional UPDATE when a slot is held, which
+re-checks capacity, the cut-off and the horizon in the database. An answer at most a couple of seconds
+old can therefore show a seat that has just gone (the hold answers `slot_full`) or miss one just freed,
+but can never sell one that is not there. 0 turns the cache off.
 """
 
 from __future__ import annotations
@@ -9,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import zoneinfo
 from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+import redis
 from flask import current_app
 from sqlalchemy import and_, case, func, or_, select
 
@@ -21,10 +29,14 @@ from app.accounts.models import Account
 from app.catalogue.models import Centre, Offering, Service
 from app.errors import NotFound
 from app.extensions import db
+from app.redis_client import get_redis
 from booking.models import Booking, Slot
 from booking.services import _due_release
 
+log = logging.getLogger(__name__)
+
 Horizon = Literal["resident", "expatriate"]
+CACHE_PREFIX = "availability:v1:"
 MAX_SLOTS = 5000
 
 
@@ -154,6 +166,73 @@ def slots_json(slots: Iterable[AvailableSlot]) -> str:
     return "[" + ",".join(parts) + "]\n"
 
 
+# ------------------------------------------------------------------------------------------ cache
+
+# Whose horizon applies is kept in Redis per block of account ids: one query answers for a thousand
+# citizens, so a surge of first-time searchers does not become a surge of account lookups. A residence
+# is set at registration and no endpoint changes it, and a hold re-checks the horizon in the database,
+# so an hour's memory costs nothing; an id past the block's last known one (a newer account) reloads it.
+HORIZON_BLOCK = 1024
+HORIZON_CACHE_SECONDS = 3600
+
+
+def _horizon_block_key(account_id: int) -> str:
+    return f"{CACHE_PREFIX}expatriates:{account_id // HORIZON_BLOCK}"
+
+
+def _load_horizon_block(client: redis.Redis, account_id: int) -> Horizon:
+    """Read the block of `account_id` from the database into Redis; returns that account's horizon."""
+    first = account_id // HORIZON_BLOCK * HORIZON_BLOCK
+    rows = db.session.execute(
+        select(Account.id, func.upper(Account.residence_country) != "JO").where(
+            Account.id >= first, Account.id < first + HORIZON_BLOCK
+        )
+    ).all()
+    expatriates = {account for account, is_expat in rows if is_expat}
+    fields = {"upto": max((account for account, _ in rows), default=first - 1)}
+    fields.update(dict.fromkeys(map(str, expatriates), 1))
+    key = _horizon_block_key(account_id)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, HORIZON_CACHE_SECONDS)
+        pipe.execute()
+    return "expatriate" if account_id in expatriates else "resident"
+
+
+def _answer_key(
+    centre_id: str, service_code: str, date_from: dt.date | None, date_to: dt.date | None, horizon: Horizon
+) -> str:
+    parts = [centre_id, service_code, date_from and date_from.isoformat(), date_to and date_to.isoformat()]
+    return CACHE_PREFIX + json.dumps([*parts, horizon], ensure_ascii=False, separators=(",", ":"))
+
+
+def _cached_answer(
+    client: redis.Redis, query: dict[str, Any], account_id: int | None, young_ms: int
+) -> tuple[str | None, str, Horizon]:
+    """The caller's cached answer if it may be served, with its key and the caller's horizon."""
+    # Residents' answer first (most callers), with the caller's horizon: one round trip.
+    key = _answer_key(**query, horizon="resident")
+    with client.pipeline(transaction=False) as pipe:
+        pipe.mget([key, key + ":young"])
+        if account_id is not None:
+            pipe.hmget(_horizon_block_key(account_id), ["upto", str(account_id)])
+        (body, young), *block = pipe.execute()
+    horizon: Horizon = "resident"
+    if account_id is not None:
+        upto, is_expat = block[0]
+        if upto is None or account_id > int(upto):
+            horizon = _load_horizon_block(client, account_id)
+        elif is_expat:
+            horizon = "expatriate"
+    if horizon == "expatriate":
+        key = _answer_key(**query, horizon="expatriate")
+        body, young = client.mget([key, key + ":young"])
+    # Past half its life, the one request that claims the refresh recomputes; the others serve it.
+    if body is not None and (young or not client.set(key + ":young", 1, nx=True, px=young_ms)):
+        return body, key, horizon
+    return None, key, horizon
+
+
 def available_slots_json(
     *,
     centre_id: str,
@@ -162,13 +241,31 @@ def available_slots_json(
     date_to: dt.date | None = None,
     account_id: int | None = None,
 ) -> str:
-    """The availability answer as JSON text."""
-    return slots_json(
-        list_available_slots(
-            centre_id=centre_id,
-            service_code=service_code,
-            date_from=date_from,
-            date_to=date_to,
-            account_id=account_id,
-        )
-    )
+    """The availability answer as JSON text, from the micro-cache while it is young enough.
+
+    An answer is kept for AVAILABILITY_CACHE_SECONDS and refreshed after half of that by the one
+    request that claims the refresh (`SET NX`), while the others keep serving it: no answer is older
+    than the setting, and a busy key never sends every request to the database at once.
+    """
+    ttl_ms = int(current_app.config["AVAILABILITY_CACHE_SECONDS"] * 1000)
+    query = dict(centre_id=centre_id, service_code=service_code, date_from=date_from, date_to=date_to)
+    if ttl_ms <= 0:
+        return slots_json(list_available_slots(**query, account_id=account_id))
+    young_ms = max(1, ttl_ms // 2)
+    client = get_redis()
+    try:
+        body, key, horizon = _cached_answer(client, query, account_id, young_ms)
+    except redis.RedisError:
+        log.warning("availability cache unreachable; answering from the database", exc_info=True)
+        return slots_json(list_available_slots(**query, account_id=account_id))
+    if body is not None:
+        return body
+    body = slots_json(list_available_slots(**query, horizon=horizon))
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(key, body, px=ttl_ms)
+            pipe.set(key + ":young", 1, px=young_ms)
+            pipe.execute()
+    except redis.RedisError:
+        log.warning("availability cache unreachable; answer not kept", exc_info=True)
+    return body

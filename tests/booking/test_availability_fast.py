@@ -1,8 +1,16 @@
-"""Availability answered without marshmallow: the same bytes as the documented schema."""
+"""Availability answered without marshmallow and kept for a moment in Redis: the same bytes as the
+documented schema, a micro-cache keyed by everything the answer depends on, off when set to 0."""
 
 import datetime as dt
+import json
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import event
 
 from app import clock
+from app.extensions import db
+from app.redis_client import get_redis
 from booking import availability, services
 from booking.schemas import AvailableSlotSchema
 
@@ -12,6 +20,29 @@ US_WEEK = {d: [["09:00", "16:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 def _search(client, offering, headers=None, **params):
     query = "&".join(f"{k}={v}" for k, v in {"service": offering.service_code, **params}.items())
     return client.get(f"/api/v1/centres/{offering.centre_id}/slots?{query}", headers=headers or {})
+
+
+@contextmanager
+def count_queries(app):
+    with app.app_context():
+        engine = db.engine
+    statements = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def _cached_answers(app) -> list[str]:
+    with app.app_context():
+        keys = get_redis().scan_iter(f"{availability.CACHE_PREFIX}*")
+        return sorted(k for k in keys if ":expatriates:" not in k and not k.endswith(":young"))
 
 
 def _schema_bytes(app, offering, **kw) -> bytes:
@@ -52,3 +83,112 @@ def test_the_schema_still_documents_the_answer(client):
     ref = ok["content"]["application/json"]["schema"]["items"]["$ref"]
     fields = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
     assert set(fields) == {"slot_id", "start", "end", "available", "timezone"}
+
+
+def test_off_by_default_in_tests_every_answer_is_fresh(app, client, kit):
+    assert app.config["AVAILABILITY_CACHE_SECONDS"] == 0
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=2)
+    assert _search(client, offering).get_json()[0]["available"] == 2
+    kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
+    assert _search(client, offering).get_json()[0]["available"] == 1
+    assert _cached_answers(app) == []
+
+
+def test_cached_answer_is_reused_without_the_database_until_it_expires(app, client, kit):
+    app.config["AVAILABILITY_CACHE_SECONDS"] = 60
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=3)
+    headers = kit.headers_for(kit.citizen_id())
+
+    with count_queries(app) as statements:
+        assert _search(client, offering, headers).get_json()[0]["available"] == 3
+    assert len(statements) == 2  # the horizons of a block of citizens, then the slots
+    kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
+    with count_queries(app) as statements:
+        again = _search(client, offering, headers)
+    assert statements == []
+    assert again.get_json()[0]["available"] == 3  # up to AVAILABILITY_CACHE_SECONDS old
+    (key,) = _cached_answers(app)
+    with app.app_context():
+        assert 0 < get_redis().pttl(key) <= 60_000
+        assert 0 < get_redis().pttl(key + ":young") <= 30_000
+
+        # Half-way, one request refreshes it; while another one is doing so, the rest serve the old answer.
+        get_redis().delete(key + ":young")
+        get_redis().set(key + ":young", 1, px=30_000, nx=True)
+    assert _search(client, offering, headers).get_json()[0]["available"] == 3
+    with app.app_context():
+        get_redis().delete(key + ":young")
+    with count_queries(app) as statements:
+        assert _search(client, offering, headers).get_json()[0]["available"] == 2
+    assert len(statements) == 1
+    assert _search(client, offering, headers).get_json()[0]["available"] == 2
+
+    # Past the setting, the answer is gone: a short one shows the database answers again.
+    app.config["AVAILABILITY_CACHE_SECONDS"] = 1
+    with app.app_context():
+        get_redis().delete(key)
+    assert _search(client, offering, headers).get_json()[0]["available"] == 2
+    kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
+    kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
+    time.sleep(1.2)
+    assert _search(client, offering, headers).get_json() == []
+
+
+def test_answers_are_kept_per_horizon_and_per_query(app, client, kit):
+    app.config["AVAILABILITY_CACHE_SECONDS"] = 60
+    offering = kit.offering()
+    near = kit.slot(offering, hours_ahead=24 * 3)
+    far = kit.slot(offering, hours_ahead=24 * 60)
+    resident = kit.headers_for(kit.citizen_id())
+    expatriate = kit.headers_for(kit.citizen_id(residence_country="US"))
+    day = (clock.now() + dt.timedelta(days=3)).date().isoformat()
+
+    for _ in range(2):
+        assert [s["slot_id"] for s in _search(client, offering).get_json()] == [near.id]
+        assert [s["slot_id"] for s in _search(client, offering, resident).get_json()] == [near.id]
+        assert [s["slot_id"] for s in _search(client, offering, expatriate).get_json()] == [near.id, far.id]
+        assert _search(client, offering, **{"from": "2000-01-01", "to": "2000-01-02"}).get_json() == []
+        assert len(_search(client, offering, **{"to": day}).get_json()) <= 1
+    keys = _cached_answers(app)
+    assert len(keys) == 4
+    assert {json.loads(k[len(availability.CACHE_PREFIX) :])[-1] for k in keys} == {"resident", "expatriate"}
+
+    # Known citizens and anonymous callers are then answered from Redis alone.
+    with count_queries(app) as statements:
+        for headers in (None, resident, expatriate):
+            assert _search(client, offering, headers).status_code == 200
+    assert statements == []
+
+
+def test_unknown_offerings_are_not_cached(app, client, kit):
+    app.config["AVAILABILITY_CACHE_SECONDS"] = 60
+    offering = kit.offering()
+    for _ in range(2):
+        assert client.get(f"/api/v1/centres/{offering.centre_id}/slots?service=no.such").status_code == 404
+    assert _cached_answers(app) == []
+
+
+def test_horizons_are_read_for_a_block_of_citizens_at_once(app, client, kit):
+    app.config["AVAILABILITY_CACHE_SECONDS"] = 60
+    offering = kit.offering()
+    near = kit.slot(offering, hours_ahead=24 * 3)
+    far = kit.slot(offering, hours_ahead=24 * 60)
+    resident = kit.headers_for(kit.citizen_id())
+    expatriate = kit.headers_for(kit.citizen_id(residence_country="US"))
+
+    with count_queries(app) as statements:
+        assert [s["slot_id"] for s in _search(client, offering, resident).get_json()] == [near.id]
+    assert len(statements) == 2  # the block's horizons, the slots
+    with count_queries(app) as statements:
+        body = _search(client, offering, expatriate).get_json()
+    assert [s["slot_id"] for s in body] == [near.id, far.id]
+    assert len(statements) == 1  # the slots within the expatriate horizon; the block was known
+
+    # A citizen registered after the block was read is past its last id: the block is read again.
+    newcomer = kit.headers_for(kit.citizen_id(residence_country="AE"))
+    with count_queries(app) as statements:
+        body = _search(client, offering, newcomer).get_json()
+    assert [s["slot_id"] for s in body] == [near.id, far.id]
+    assert len(statements) == 1
