@@ -171,3 +171,72 @@ def test_a_stale_head_is_never_taken_past_what_it_knows(kit, ctx):
     assert safe == ["C-001", "C-002"]
     full = services._head_of_queue(site.centre.id, [site.other.code], now=now)
     assert full.horizon is None and [row.number for row in full.rows] == ["C-001", "C-002", "C-003", "C-004"]
+
+
+def test_a_counter_serving_many_services_calls_every_ticket_in_policy_order(kit, app):
+    """Nine services: call-next reads only a few tickets per stream, yet what its head holds as exact is a
+    prefix of the policy's order of every waiting ticket, and the counter calls them all in that order."""
+    site = kit.site(counters=1)
+    extra = [kit.make.service(code=f"extra.{site.centre.id}.{i}", ticket_prefix="X") for i in range(7)]
+    for service in extra:
+        kit.make.offering(site.centre, service)
+    codes = [site.other.code, site.passport.code, *(s.code for s in extra)]
+    assert services._per_stream(len(codes)) < services.HEAD_PER_STREAM
+    rng = random.Random(11)
+    now = clock.now()
+
+    def seed() -> Principal:
+        clerk = Principal(id=site.clerk.id, role="staff", centre_id=site.centre.id)
+        services.open_counter(counter_id=site.counters[0], services=codes, principal=clerk)
+        today = services.centre_today(site.centre)
+        for i in range(300):
+            source = rng.choice(("walk_in", "walk_in", "walk_in", "appointment", "urgent", "remote"))
+            db.session.add(
+                Ticket(
+                    centre_id=site.centre.id,
+                    # Skewed: most tickets for two services, so their streams run deep.
+                    service_code=rng.choice(codes[:2] * 4 + codes),
+                    number=f"T-{i:03d}",
+                    seq=i + 1,
+                    local_date=today,
+                    source=source,
+                    priority=PRIORITY_BY_SOURCE[source],
+                    vulnerable=rng.random() < 0.2,
+                    status="waiting",
+                    # Minutes away from the starvation bound (45) and from being due (10 before the slot),
+                    # so the order cannot change while the test runs.
+                    issued_at=now
+                    - dt.timedelta(seconds=rng.choice((rng.randint(0, 2400), rng.randint(3000, 5400)))),
+                    appointment_at=now
+                    + dt.timedelta(minutes=rng.choice((rng.randint(-60, 0), rng.randint(20, 60))))
+                    if source == "appointment"
+                    else None,
+                    recall_count=0,
+                )
+            )
+        db.session.commit()
+        return clerk
+
+    clerk = kit.call(seed)
+
+    def in_policy_order() -> list[int]:
+        waiting = db.session.scalars(select(Ticket).where(Ticket.status == "waiting"))
+        candidates = [Candidate(t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at) for t in waiting]
+        return [c.id for c in order_candidates(candidates, now=clock.now(), policy=services.call_policy())]
+
+    def call_all() -> tuple[list[int], list[int]]:
+        expected, called = in_policy_order(), []
+        while True:
+            # What the head knows is exact is a prefix of the policy's order of every waiting ticket.
+            head = services._head_of_queue(site.centre.id, codes, now=clock.now())
+            exact, order = [row.id for row in head.exact()], in_policy_order()
+            assert exact == order[: len(exact)]
+            assert len(exact) >= min(services._per_stream(len(codes)), len(order))
+            ticket = services.call_next_ticket(counter_id=site.counters[0], principal=clerk)
+            if ticket is None:
+                return called, expected
+            called.append(ticket.id)
+            services.complete_ticket(ticket_id=ticket.id, principal=clerk)
+
+    called, expected = kit.call(call_all)
+    assert called == expected and len(called) == 300
