@@ -78,6 +78,37 @@ def store_waiting_counts(centre_id: str, counts: Mapping[str, int]) -> None:
         log.warning("waiting counts not stored", extra={"centre_id": centre_id})
 
 
+# After a commit, in one round trip: publish the change's events, move the waiting counts by the change and
+# publish them (`queue.updated`). Returns 0, publishing no counts, if the hash was not written whole from
+# the database (expired, or never built). KEYS[1]: the counts hash. ARGV: the channel, the number n of
+# events, the n events, then (for the counts) the message's text before and after them, and
+# (service, change) pairs. Counts are written as json.dumps would: sorted, ", " and ": ".
+_PUBLISH_CHANGES = """
+local channel, n = ARGV[1], tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('PUBLISH', channel, ARGV[i]) end
+local before, after = ARGV[3 + n], ARGV[4 + n]
+if before == nil then return 1 end
+for i = 5 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local stored = redis.call('HGETALL', KEYS[1])
+local built, codes, counts = false, {}, {}
+for i = 1, #stored, 2 do
+  local code, count = stored[i], tonumber(stored[i + 1])
+  if code == '_built' then
+    built = true
+  elseif count > 0 then
+    codes[#codes + 1] = code
+    counts[code] = count
+  end
+end
+if not built then return 0 end
+table.sort(codes)
+local parts = {}
+for i, code in ipairs(codes) do parts[i] = cjson.encode(code) .. ': ' .. counts[code] end
+redis.call('PUBLISH', channel, before .. '{' .. table.concat(parts, ', ') .. '}' .. after)
+return 1
+"""
+
+
 def publish_changes(
     centre_id: str,
     changes: Iterable[tuple[str, Mapping[str, Any]]],
@@ -87,31 +118,30 @@ def publish_changes(
     at: str,
 ) -> None:
     """After a commit: publish the events, apply the change of waiting tickets per service and publish
-    the counts (`queue.updated`), in two round trips. `recount` counts in the database when Redis has
-    no counts to update. A Redis hiccup never undoes what the database holds."""
-    changes = list(changes)
-    if not changes and waiting_delta is None:
+    the counts (`queue.updated`), in one round trip. `recount` counts in the database when Redis has no
+    counts to update. A Redis hiccup never undoes what the database holds."""
+    messages = [_message(centre_id, event_type, payload) for event_type, payload in changes]
+    if not messages and waiting_delta is None:
         return
-    key = waiting_key(centre_id)
+    args: list[str | int] = [channel(centre_id), len(messages), *messages]
+    if waiting_delta is not None:
+        before = f'{{"type": {json.dumps(QUEUE_UPDATED)}, "centre_id": {json.dumps(centre_id)}, "waiting": '
+        args += [before, f', "at": {json.dumps(at)}}}']
+        for code, change in waiting_delta.items():
+            if change:
+                args += [code, change]
     try:
-        with get_redis().pipeline(transaction=True) as pipe:
-            for event_type, payload in changes:
-                pipe.publish(channel(centre_id), _message(centre_id, event_type, payload))
-            if waiting_delta is not None:
-                for code, change in waiting_delta.items():
-                    if change:
-                        pipe.hincrby(key, code, change)
-                pipe.hgetall(key)
-            replies = pipe.execute()
+        client = get_redis()
+        published = client.register_script(_PUBLISH_CHANGES)(
+            keys=[waiting_key(centre_id)], args=args, client=client
+        )
     except redis.RedisError:
         log.warning("queue events not published", extra={"centre_id": centre_id})
         return
-    if waiting_delta is None:
+    if waiting_delta is None or published:
         return
-    counts = _counts_of(replies[-1])
-    if counts is None:
-        counts = recount()
-        store_waiting_counts(centre_id, counts)
+    counts = recount()
+    store_waiting_counts(centre_id, counts)
     publish(centre_id, QUEUE_UPDATED, {"waiting": counts, "at": at})
 
 
