@@ -886,92 +886,6 @@ def booking_calendar(*, account_id: int, reference: str) -> bytes:
     return cal.to_ical()
 
 
-# ------------------------------------------------------------------------------------ availability
-
-
-@dataclass(frozen=True, slots=True)
-class AvailableSlot:
-    slot_id: int
-    start: dt.datetime
-    end: dt.datetime
-    available: int
-    timezone: str
-
-
-def list_available_slots(
-    *,
-    centre_id: str,
-    service_code: str,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    account_id: int | None = None,
-) -> list[AvailableSlot]:
-    """Bookable slots with seats left, inside the cut-off and the caller's horizon: one SQL query."""
-    now = clock.now()
-    earliest = now + dt.timedelta(minutes=_cfg("BOOKING_CUTOFF_MINUTES"))
-    resident_latest = now + dt.timedelta(days=_cfg("RESIDENT_HORIZON_DAYS"))
-    expat_latest = now + dt.timedelta(days=_cfg("EXPATRIATE_HORIZON_DAYS"))
-    # Seats held by an expired hold or by a cancel past its delay are free, whether or not released yet.
-    stale = (
-        select(func.count())
-        .where(Booking.slot_id == Slot.id, _due_release(now))
-        .correlate(Slot)
-        .scalar_subquery()
-    )
-    seats_left = Slot.capacity - Slot.booked + stale
-    available = seats_left.label("available")
-    if account_id is not None:
-        is_expat = (
-            select(func.upper(Account.residence_country) != "JO")
-            .where(Account.id == account_id)
-            .scalar_subquery()
-        )
-        latest = case((is_expat, expat_latest), else_=resident_latest)
-    else:
-        latest = resident_latest
-    slot_filters = [Slot.offering_id == Offering.id, Slot.open.is_(True), Slot.start > earliest]
-    slot_filters.append(Slot.start <= latest)
-    slot_filters.append(seats_left > 0)
-    if date_from is not None:
-        slot_filters.append(Slot.local_date >= date_from)
-    if date_to is not None:
-        slot_filters.append(Slot.local_date <= date_to)
-    query = (
-        select(
-            Centre.timezone,
-            Offering.horizon_days,
-            Slot.id,
-            Slot.start,
-            Slot.end,
-            available,
-        )
-        .select_from(Offering)
-        .join(Centre, Centre.id == Offering.centre_id)
-        .join(Service, Service.code == Offering.service_code)
-        .outerjoin(Slot, and_(*slot_filters))
-        .where(
-            Offering.centre_id == centre_id,
-            Offering.service_code == service_code,
-            Offering.active.is_(True),
-            Centre.active.is_(True),
-            Service.active.is_(True),
-        )
-        .order_by(Slot.start)
-        .limit(5000)
-    )
-    rows = db.session.execute(query).all()
-    if not rows:
-        raise NotFound()
-    result = []
-    for row in rows:
-        if row.id is None:
-            continue
-        if row.horizon_days and row.start > now + dt.timedelta(days=row.horizon_days):
-            continue
-        result.append(AvailableSlot(row.id, row.start, row.end, int(row.available), row.timezone))
-    return result
-
-
 # ------------------------------------------------------------------------------ slot generation
 
 
@@ -1404,7 +1318,6 @@ def confirmed_bookings_starting(*, start: dt.datetime, end: dt.datetime) -> list
 
 
 __all__ = [
-    "AvailableSlot",
     "CheckedIn",
     "UpcomingVisit",
     "cancel_booking",
@@ -1413,7 +1326,6 @@ __all__ = [
     "confirmed_bookings_starting",
     "create_urgent_booking",
     "hold_slot",
-    "list_available_slots",
     "mark_checked_in",
     "reschedule_booking",
 ]
