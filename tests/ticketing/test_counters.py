@@ -333,8 +333,9 @@ def test_call_next_and_complete_answer_as_the_ticket_reads_in_a_few_statements(k
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert called.status_code == done.status_code == 200
-    # Lock the counter's session, finish its ticket, read the head, claim (SQLite: then its counter).
-    assert (call_statements, complete_statements) == ((4, 1) if IS_POSTGRES else (5, 2))
+    # Lock the counter's session; finish its ticket and read the head (SQLite: two statements); claim
+    # (SQLite: then read its centre and counter).
+    assert (call_statements, complete_statements) == ((3, 1) if IS_POSTGRES else (5, 2))
     read = client.get(f"{API}/tickets/{first['ticket_id']}", headers=site.headers["clerk"]).json
     assert done.json == read
     assert called.json == {
@@ -352,3 +353,22 @@ def test_call_next_and_complete_answer_as_the_ticket_reads_in_a_few_statements(k
         "name_en": "Counter 2",
     }
     assert called.json["called_at"].endswith("+03:00")  # in the centre's zone
+
+
+def test_the_next_call_completes_the_booking_of_the_visit_it_finishes(kit, make, client):
+    from booking.models import Booking
+
+    site = kit.site()
+    booking = kit.booking(site, make.citizen())
+    checked = client.post(
+        f"{API}/centres/{site.centre.id}/check-in", json={"reference": booking.reference}, headers=site.kiosk
+    )
+    assert checked.status_code == 201, checked.json
+    walk_in = take(client, site)
+    open_counter(client, site)
+    assert call(client, site).json["ticket_id"] == checked.json["ticket_id"]  # due appointment first
+    assert act(client, site, checked.json["ticket_id"], "start").status_code == 200
+    assert call(client, site).json["ticket_id"] == walk_in["ticket_id"]
+    assert kit.make.fresh(Ticket, checked.json["ticket_id"]).status == "done"
+    assert kit.make.fresh(Booking, booking.id).status == "completed"
+    assert client.get(f"{API}/centres/{site.centre.id}/queue").json["waiting"] == {}
