@@ -23,6 +23,7 @@ RECONNECT_MS = 3000
 # The waiting counts kept in Redis are rebuilt from the database this often (and whenever missing), so a
 # change that never reached Redis (a crash between commit and update, a fix by SQL) shows for a while only.
 WAITING_COUNTS_SECONDS = 30
+RECOUNT_MS = 5000  # how long others wait for a recount before counting themselves
 _BUILT = "_built"  # marks a hash written whole from the database (not one an increment created)
 
 
@@ -140,9 +141,21 @@ def publish_changes(
         return
     if waiting_delta is None or published:
         return
+    # The counts expired (or were lost): one of the changes arriving now counts again, the others leave it
+    # the publishing (every change at a busy centre would count 40,000 tickets at the same moment).
+    recounting = f"{waiting_key(centre_id)}:recounting"
+    try:
+        if not client.set(recounting, 1, nx=True, px=RECOUNT_MS):
+            return
+    except redis.RedisError:
+        return
     counts = recount()
     store_waiting_counts(centre_id, counts)
     publish(centre_id, QUEUE_UPDATED, {"waiting": counts, "at": at})
+    try:
+        client.delete(recounting)
+    except redis.RedisError:
+        log.info("recount flag left to expire", extra={"centre_id": centre_id})
 
 
 def sse(event: str, data: Any) -> str:

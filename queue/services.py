@@ -101,7 +101,7 @@ def call_policy() -> CallPolicy:
 
 
 def _postgres() -> bool:
-    return is_postgres(db.session.get_bind())
+    return is_postgres(db.engine)
 
 
 def _zone(centre: Centre) -> zoneinfo.ZoneInfo:

@@ -306,8 +306,10 @@ def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost
     assert shown() == {other: 1}
     redis.delete(key)  # what the expiry does
     assert shown() == counted() == {}
-    # An increment on counts Redis no longer has does not stand in for them.
+    # An increment on counts Redis no longer has does not stand in for them: the change counts again.
+    redis.delete(key)
     take(client, site)
+    assert redis.hget(key, other) == "1" and not redis.exists(f"{key}:recounting")
     assert shown() == counted() == {other: 1}
 
 
