@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import (
+    ColumnElement,
     Integer,
+    Row,
     String,
     bindparam,
     case,
@@ -155,7 +157,7 @@ def _notify(**kwargs: Any) -> None:
 _TICKETS = Ticket.__table__
 
 
-def _literal_in(column, *values: str):
+def _literal_in(column: Any, *values: str) -> ColumnElement[bool]:
     """`column IN ('a', …)` with the values written into the SQL, so PostgreSQL can match partial indexes
     (whose predicates name these values) even in a generic plan of a prepared statement."""
     return column.in_([literal_column(f"'{value}'") for value in values])
@@ -965,7 +967,7 @@ def _answer_columns() -> tuple:
     )
 
 
-def _answer(row) -> TicketAnswer:
+def _answer(row: Row[Any]) -> TicketAnswer:
     values = dict(row._mapping)
     if "timezone" not in values:
         centre, counter = Centre.__table__, Counter.__table__
