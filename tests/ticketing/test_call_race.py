@@ -240,3 +240,27 @@ def test_a_counter_serving_many_services_calls_every_ticket_in_policy_order(kit,
 
     called, expected = kit.call(call_all)
     assert called == expected and len(called) == 300
+
+
+def test_clicks_at_one_counter_at_the_same_instant_leave_it_one_called_ticket(kit, app):
+    """Twenty call-next clicks at once at the same counter: each puts the previous call back first, so the
+    counter ends with one called ticket, everyone else still waits, and the screens' counts agree."""
+    site = kit.site(counters=1)
+    clerk = Principal(id=site.clerk.id, role="staff", centre_id=site.centre.id)
+
+    def seed() -> None:
+        services.open_counter(counter_id=site.counters[0], services=[site.other.code], principal=clerk)
+        for _ in range(30):
+            services.issue_walk_in_ticket(centre_id=site.centre.id, service_code=site.other.code)
+
+    kit.call(seed)
+    results = kit.race(
+        lambda _: services.call_next_ticket(counter_id=site.counters[0], principal=clerk),
+        range(20),
+        workers=20,
+    )
+    assert all(result is not None and not isinstance(result, Exception) for result in results)
+    statuses = kit.call(lambda: [t.status for t in db.session.scalars(select(Ticket))])
+    assert statuses.count("called") == 1 and statuses.count("waiting") == 29
+    snapshot = kit.call(lambda: services.queue_snapshot(centre_id=site.centre.id))
+    assert snapshot["waiting"] == {site.other.code: 29}
