@@ -1,6 +1,7 @@
 """What the queue and urgent domains call: check-in rule, urgent passes, reminders, completion."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -13,9 +14,9 @@ from booking.errors import BookingNotConfirmed, CheckInWindow, UrgentReserveExha
 from booking.models import Booking, UrgentReserveUsage
 
 
-def _confirmed(kit, offering, hours_ahead=2.0, citizen=None):
+def _confirmed(kit, offering, hours_ahead=2.0, citizen=None, start=None):
     citizen = citizen or kit.citizen_id()
-    slot = kit.slot(offering, hours_ahead=hours_ahead)
+    slot = kit.slot(offering, hours_ahead=hours_ahead, start=start)
     booking = services.hold_slot(account_id=citizen, slot_id=slot.id)
     services.confirm_booking(account_id=citizen, reference=booking.reference)
     db.session.rollback()  # SQLite: end the read transaction before `kit` writes from another session
@@ -53,9 +54,15 @@ def test_check_in_window(rctx, kit):
     assert db.session.get(Booking, booking.id).status == "completed"
 
 
+def _tomorrow_at(hour: int, zone: str = "Asia/Amman") -> dt.datetime:
+    """A centre-local time of day tomorrow, so a test never crosses local midnight by when it runs."""
+    local = clock.now().astimezone(ZoneInfo(zone)) + dt.timedelta(days=1)
+    return local.replace(hour=hour, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+
+
 def test_late_check_in_only_when_allowed_and_same_day(rctx, kit):
     offering = kit.offering()
-    booking, slot = _confirmed(kit, offering, hours_ahead=3)
+    booking, slot = _confirmed(kit, offering, start=_tomorrow_at(10))
     clock.travel_to(slot.start + dt.timedelta(minutes=16))
     with pytest.raises(CheckInWindow):
         services.mark_checked_in(reference=booking.reference, centre_id=offering.centre_id)
