@@ -87,7 +87,7 @@ class Settings:
     expatriate_horizon_days: int = 90
     cancel_release_delay_minutes: int = 30
     # Sold-out gate (booking/seatgate.py): how long a slot seen full is refused from Redis alone (0: off).
-    seat_gate_ms: int = 2000
+    seat_gate_ms: int = 5000
     max_active_bookings: int = 3
     max_active_per_group: int = 1
     max_holds: int = 1

@@ -34,7 +34,7 @@ GRACE_MS = 1000
 PROBE_MS = 500
 # Each process also remembers a closed gate for up to LOCAL_MS, skipping even the Redis read; a seat
 # freed through another process is then seen here at most LOCAL_MS late.
-LOCAL_MS = 250
+LOCAL_MS = 1000
 LOCAL_MAX = 100_000
 
 OPEN, CLOSED, PROBE = "open", "closed", "probe"

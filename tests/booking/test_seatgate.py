@@ -209,12 +209,12 @@ def test_a_lapsed_gate_lets_one_request_ask_the_database(app, kit):
     with app.app_context():
         seatgate.close(slot.id, now=clock.now(), next_release=None)
         assert seatgate.check(slot.id) == seatgate.CLOSED
-        clock.shift(dt.timedelta(seconds=5))  # past the deadline, inside the key's grace
+        clock.shift(dt.timedelta(seconds=10))  # past the deadline (app clock); the key lives on in Redis
         checks = [seatgate.check(slot.id) for _ in range(3)]
         assert checks == [seatgate.PROBE, seatgate.CLOSED, seatgate.CLOSED]
         seatgate.close(slot.id, now=clock.now(), next_release=None)  # the probe found it still full
         assert seatgate.check(slot.id) == seatgate.CLOSED
-        clock.shift(dt.timedelta(seconds=5))
+        clock.shift(dt.timedelta(seconds=10))
         assert seatgate.check(slot.id) == seatgate.PROBE  # a new probe: the last one ended with the close
         seatgate.reopen(slot.id)  # ... and found seats
         assert seatgate.check(slot.id) == seatgate.OPEN
