@@ -365,9 +365,11 @@ class Bench:
         self.results["commands"][name] = f"{shown} " + " ".join(cmd).replace(
             str(script), f"<common.lua+bench/lua/{lua}>"
         )
+        cpu_before = self.worker_cpu_seconds()
         proc = subprocess.run(
             cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 120
         )
+        cpu_used = self.worker_cpu_seconds() - cpu_before
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"wrk {name} failed: {proc.stderr[-2000:]}{proc.stdout[-2000:]}")
         data = json.loads(out.read_text())
@@ -375,8 +377,29 @@ class Bench:
         data["seconds"] = round(seconds, 2)
         data["rps"] = round(data["requests"] / seconds, 1) if seconds else 0.0
         data["latency_ms"] = {k: round(v / 1000, 2) for k, v in data.pop("latency_us").items()}
+        # CPU the app's workers spent per answer (user + system, from /proc): unlike req/s it does not
+        # depend on what else the shared cores run (wrk, PostgreSQL, other people).
+        data["worker_cpu_ms_per_request"] = (
+            round(cpu_used * 1000 / data["requests"], 3) if data["requests"] else None
+        )
+        self.results.setdefault("worker_cpu_ms_per_request", {})[name] = data["worker_cpu_ms_per_request"]
         self.settle()  # answers still in flight when wrk stopped land before anything is counted
         return data
+
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU of the gunicorn workers (children of the server we started), from /proc."""
+        if self.server is None:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        children = Path(f"/proc/{self.server.pid}/task/{self.server.pid}/children")
+        for pid in children.read_text().split() if children.exists() else []:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a worker restarted in between
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / ticks
 
     def pgbench(self, name: str, sql: str, *, clients: int, duration: int, **defines: Any) -> dict[str, Any]:
         script = self.tmp / f"{name}.sql"
@@ -1207,6 +1230,20 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         "",
         scenario="surge_limits_on",
     )
+    # What each answer costs the app's workers in CPU, next to hello's: independent of the load the
+    # shared cores carry, so this is the figure to compare between runs and machines.
+    cpu = results.get("worker_cpu_ms_per_request", {})
+    for name, label in (
+        ("hello", "hello-world"),
+        ("sold_out", "sold-out refusal"),
+        ("surge_hot", "hold or confirm, 20 hot slots"),
+        ("surge_month", "hold or confirm, a centre's month"),
+        ("availability", "availability, 30 days"),
+        ("kiosk_tickets", "kiosk ticket"),
+        ("counters", "call-next or complete"),
+    ):
+        if cpu.get(name) is not None:
+            row(f"worker CPU per request: {label}", cpu[name], "ms", cpu.get("hello"), "hello", scenario=name)
     return rows
 
 
