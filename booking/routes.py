@@ -120,6 +120,17 @@ def _public_keys_only():
     return PublicKeysOnly()
 
 
+def _tripped(error, citizen: int | None) -> str:
+    """Which limit a 429 tripped, as `scope:key` (the caller and path when Flask-Limiter does not say)."""
+    limit = getattr(error, "limit", None)
+    try:
+        scope = limit.scope if isinstance(limit.scope, str) else ""
+        return f"{scope}:{limit.key_func()}"
+    except Exception:  # not a Flask-Limiter limit (or one without a key function)
+        caller = f"acct:{citizen}" if citizen is not None else f"ip:{client_ip()}"
+        return f"{request.path}:{caller}"
+
+
 @bp.errorhandler(TooManyRequests)
 def _rate_limited(error):
     """A 429 on a booking endpoint is an abuse signal too: record it, then answer as everywhere else."""
@@ -128,10 +139,10 @@ def _rate_limited(error):
     except Exception:  # an invalid token is still rate limited by IP
         principal = None
     citizen = principal.id if principal is not None and principal.role == "citizen" else None
-    # A flood is recorded once per caller and endpoint a minute, not once per refused request: the
-    # refusal path must not write to PostgreSQL at the flood's rate.
-    caller = f"acct:{citizen}" if citizen is not None else f"ip:{client_ip()}"
-    if not services.first_in_window(f"abuse:rate_limit:{caller}:{request.path}", seconds=60):
+    # A flood is recorded once per limit that tripped (its scope and key: this account, this device,
+    # this IP, this phone) a minute, not once per refused request: the refusal path must not write to
+    # PostgreSQL at the flood's rate, and one IP flooding with many accounts is one record, not many.
+    if not services.first_in_window(f"abuse:rate_limit:{_tripped(error, citizen)}", seconds=60):
         return http_error_response(error)
     services.record_abuse_event(
         rule="rate_limit",

@@ -206,10 +206,18 @@ def test_rate_limit_answers_429_with_retry_after_and_records_it(make_app, kit):
     _refused(limited, 429, "rate_limited")
     assert int(limited.headers["Retry-After"]) >= 1
     assert [e.rule for e in _events(kit, "rate_limit")] == ["rate_limit"]
-    # A flood is recorded once per caller and endpoint a minute, however many requests it sends.
+    # A flood is recorded once per tripped limit a minute, however many requests it sends ...
     for _ in range(5):
         _refused(_hold(client, headers, slot.id), 429, "rate_limited")
     assert len(_events(kit, "rate_limit")) == 1
+    # ... and however many accounts it uses from one IP (the IP's limit is one record).
+    for other in kit.citizens(3):
+        _refused(_hold(client, kit.headers_for(other), slot.id), 429, "rate_limited")
+    recorded = len(_events(kit, "rate_limit"))
+    assert recorded <= 2
+    for other in kit.citizens(3):
+        _refused(_hold(client, kit.headers_for(other), slot.id), 429, "rate_limited")
+    assert len(_events(kit, "rate_limit")) == recorded
 
 
 def test_redis_down_bookings_stay_correct_and_limits_fall_back_to_memory(make_app, kit):
