@@ -2,39 +2,15 @@
 generation in the centre's zone (DST at embassy-washington) and regeneration on schedule changes."""
 
 import datetime as dt
-from contextlib import contextmanager
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app import clock
 from app.catalogue import services as catalogue
 from app.extensions import db
 from booking import services
 from booking.models import Slot
-
-US_WEEK = {d: [["09:00", "16:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-
-
-def _search(client, offering, headers=None, **params):
-    query = "&".join(f"{k}={v}" for k, v in {"service": offering.service_code, **params}.items())
-    return client.get(f"/api/v1/centres/{offering.centre_id}/slots?{query}", headers=headers or {})
-
-
-@contextmanager
-def count_queries(app):
-    with app.app_context():
-        engine = db.engine
-    statements = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+from tests.booking.queries import US_WEEK, count_queries, search
 
 
 def test_one_query_per_request_and_seats_left(app, client, kit):
@@ -47,7 +23,7 @@ def test_one_query_per_request_and_seats_left(app, client, kit):
     headers = kit.headers_for(citizens[0])
 
     with count_queries(app) as statements:
-        response = _search(client, offering, headers)
+        response = search(client, offering, headers)
     assert response.status_code == 200
     assert len(statements) == 1, statements
     body = response.get_json()
@@ -57,7 +33,7 @@ def test_one_query_per_request_and_seats_left(app, client, kit):
     assert body[0]["start"].endswith("+03:00")
 
     with count_queries(app) as statements:
-        assert _search(client, offering).status_code == 200  # anonymous
+        assert search(client, offering).status_code == 200  # anonymous
     assert len(statements) == 1
 
 
@@ -66,7 +42,7 @@ def test_unknown_centre_or_service_is_404(client, kit):
     assert client.get(f"/api/v1/centres/nowhere/slots?service={offering.service_code}").status_code == 404
     assert client.get(f"/api/v1/centres/{offering.centre_id}/slots?service=no.such").status_code == 404
     assert client.get(f"/api/v1/centres/{offering.centre_id}/slots").status_code == 422
-    assert _search(client, offering).get_json() == []
+    assert search(client, offering).get_json() == []
 
 
 def test_cut_off_hides_and_refuses_slots_starting_too_soon(client, kit):
@@ -74,7 +50,7 @@ def test_cut_off_hides_and_refuses_slots_starting_too_soon(client, kit):
     soon = kit.slot(offering, hours_ahead=0.5)
     later = kit.slot(offering, hours_ahead=1.5)
     citizen = kit.citizen_id()
-    assert [s["slot_id"] for s in _search(client, offering).get_json()] == [later.id]
+    assert [s["slot_id"] for s in search(client, offering).get_json()] == [later.id]
     refused = client.post("/api/v1/bookings", json={"slot_id": soon.id}, headers=kit.headers_for(citizen))
     assert refused.status_code == 422
     assert refused.get_json()["error"]["code"] == "outside_horizon"
@@ -90,9 +66,9 @@ def test_resident_30_days_expatriate_90_days(client, kit):
     expatriate = kit.citizen_id(residence_country="US")
     h_res, h_exp = kit.headers_for(resident), kit.headers_for(expatriate)
 
-    assert [s["slot_id"] for s in _search(client, offering).get_json()] == [near.id]
-    assert [s["slot_id"] for s in _search(client, offering, h_res).get_json()] == [near.id]
-    assert [s["slot_id"] for s in _search(client, offering, h_exp).get_json()] == [near.id, far.id]
+    assert [s["slot_id"] for s in search(client, offering).get_json()] == [near.id]
+    assert [s["slot_id"] for s in search(client, offering, h_res).get_json()] == [near.id]
+    assert [s["slot_id"] for s in search(client, offering, h_exp).get_json()] == [near.id, far.id]
 
     refused = client.post("/api/v1/bookings", json={"slot_id": far.id}, headers=h_res)
     assert refused.status_code == 422 and refused.get_json()["error"]["details"]["reason"] == "horizon"
@@ -105,7 +81,7 @@ def test_an_offering_horizon_shortens_everyones(client, kit):
     week = kit.slot(offering, hours_ahead=24 * 6)
     kit.slot(offering, hours_ahead=24 * 8)
     expatriate = kit.citizen_id(residence_country="AE")
-    assert [s["slot_id"] for s in _search(client, offering, kit.headers_for(expatriate)).get_json()] == [
+    assert [s["slot_id"] for s in search(client, offering, kit.headers_for(expatriate)).get_json()] == [
         week.id
     ]
 
@@ -118,11 +94,11 @@ def test_date_filters_use_centre_local_days(client, kit):
     first = kit.slot(offering, start=base)
     second = kit.slot(offering, start=base + dt.timedelta(days=1))
     day1 = base.date().isoformat()
-    assert [s["slot_id"] for s in _search(client, offering, **{"from": day1, "to": day1}).get_json()] == [
+    assert [s["slot_id"] for s in search(client, offering, **{"from": day1, "to": day1}).get_json()] == [
         first.id
     ]
     day2 = (base + dt.timedelta(days=1)).date().isoformat()
-    assert [s["slot_id"] for s in _search(client, offering, **{"from": day2}).get_json()] == [second.id]
+    assert [s["slot_id"] for s in search(client, offering, **{"from": day2}).get_json()] == [second.id]
 
 
 def test_generation_sells_only_the_bookable_share_and_is_idempotent(rctx, kit, make):
@@ -148,8 +124,8 @@ def test_dst_at_embassy_washington_keeps_local_opening_hours(client, make, kit):
     offering = make.offering(centre, make.service(), slot_minutes=30, capacity=2)
     make.call(services.regenerate_slots, centre_id=centre.id)
 
-    before = _search(client, offering, **{"from": "2026-10-30", "to": "2026-10-30"}).get_json()
-    after = _search(client, offering, **{"from": "2026-11-02", "to": "2026-11-02"}).get_json()
+    before = search(client, offering, **{"from": "2026-10-30", "to": "2026-10-30"}).get_json()
+    after = search(client, offering, **{"from": "2026-11-02", "to": "2026-11-02"}).get_json()
     assert before[0]["start"] == "2026-10-30T09:00:00-04:00"
     assert after[0]["start"] == "2026-11-02T09:00:00-05:00"
     assert before[-1]["end"] == "2026-10-30T16:00:00-04:00"
@@ -171,7 +147,7 @@ def test_schedule_change_regenerates_free_slots_and_keeps_booked_ones(client, ma
     centre = make.centre(weekly_hours={d: [["08:00", "10:00"]] for d in ("mon", "tue", "wed", "thu", "sun")})
     offering = make.offering(centre, make.service(), slot_minutes=60, capacity=2)
     make.call(services.regenerate_slots, offering_id=offering.id)
-    slots = _search(client, offering).get_json()
+    slots = search(client, offering).get_json()
     target = slots[2]
     citizen = kit.citizen_id()
     booking = kit.call(services.hold_slot, account_id=citizen, slot_id=target["slot_id"])
@@ -179,7 +155,7 @@ def test_schedule_change_regenerates_free_slots_and_keeps_booked_ones(client, ma
 
     # Closing that day (the catalogue's own service sends schedule_changed): free slots go, the booked stays.
     make.call(catalogue.add_closure, centre.id, date=day, reason_en="Holiday", reason_ar="عطلة")
-    remaining = _search(client, offering).get_json()
+    remaining = search(client, offering).get_json()
     assert not [s for s in remaining if s["start"][:10] == day.isoformat()]
     kept = make.fresh(Slot, target["slot_id"])
     assert kept is not None and kept.booked == 1 and kept.open is False
@@ -192,12 +168,12 @@ def test_schedule_change_regenerates_free_slots_and_keeps_booked_ones(client, ma
         )
 
     make.call(widen)
-    widened = _search(client, offering).get_json()
+    widened = search(client, offering).get_json()
     assert len(widened) > len(remaining)
     assert make.fresh(Slot, target["slot_id"]).booked == 1
 
     # A bigger capacity reaches future slots, booked or not.
     make.call(catalogue.update_offering, offering.id, capacity=5)
-    assert {s["available"] for s in _search(client, offering).get_json()} == {5}
+    assert {s["available"] for s in search(client, offering).get_json()} == {5}
     closed = make.fresh(Slot, target["slot_id"])
     assert (closed.open, closed.booked) == (False, 1)  # the closed day stays closed

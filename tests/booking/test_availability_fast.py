@@ -4,39 +4,12 @@ documented schema, a micro-cache keyed by everything the answer depends on, off 
 import datetime as dt
 import json
 import time
-from contextlib import contextmanager
-
-from sqlalchemy import event
 
 from app import clock
-from app.extensions import db
 from app.redis_client import get_redis
 from booking import availability, services
 from booking.schemas import AvailableSlotSchema
-
-US_WEEK = {d: [["09:00", "16:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-
-
-def _search(client, offering, headers=None, **params):
-    query = "&".join(f"{k}={v}" for k, v in {"service": offering.service_code, **params}.items())
-    return client.get(f"/api/v1/centres/{offering.centre_id}/slots?{query}", headers=headers or {})
-
-
-@contextmanager
-def count_queries(app):
-    with app.app_context():
-        engine = db.engine
-    statements = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+from tests.booking.queries import US_WEEK, count_queries, search
 
 
 def _cached_answers(app) -> list[str]:
@@ -65,7 +38,7 @@ def test_answer_is_the_schemas_bytes_across_a_dst_change(app, client, make, kit)
     kit.slot(offering, start=dt.datetime(2026, 11, 3, 1, 2, 3, 456789, tzinfo=dt.UTC))
     kit.slot(offering, start=dt.datetime(2026, 11, 3, 1, 7, 9, tzinfo=dt.UTC))
 
-    response = _search(client, offering, **{"from": "2026-10-30", "to": "2026-11-03"})
+    response = search(client, offering, **{"from": "2026-10-30", "to": "2026-11-03"})
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     body = response.get_json()
@@ -74,7 +47,7 @@ def test_answer_is_the_schemas_bytes_across_a_dst_change(app, client, make, kit)
     assert response.get_data() == _schema_bytes(
         app, offering, date_from=dt.date(2026, 10, 30), date_to=dt.date(2026, 11, 3)
     )
-    assert _search(client, offering).get_data() == _schema_bytes(app, offering)
+    assert search(client, offering).get_data() == _schema_bytes(app, offering)
 
 
 def test_the_schema_still_documents_the_answer(client):
@@ -89,9 +62,9 @@ def test_off_by_default_in_tests_every_answer_is_fresh(app, client, kit):
     assert app.config["AVAILABILITY_CACHE_SECONDS"] == 0
     offering = kit.offering()
     slot = kit.slot(offering, capacity=2)
-    assert _search(client, offering).get_json()[0]["available"] == 2
+    assert search(client, offering).get_json()[0]["available"] == 2
     kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
-    assert _search(client, offering).get_json()[0]["available"] == 1
+    assert search(client, offering).get_json()[0]["available"] == 1
     assert _cached_answers(app) == []
 
 
@@ -102,11 +75,11 @@ def test_cached_answer_is_reused_without_the_database_until_it_expires(app, clie
     headers = kit.headers_for(kit.citizen_id())
 
     with count_queries(app) as statements:
-        assert _search(client, offering, headers).get_json()[0]["available"] == 3
+        assert search(client, offering, headers).get_json()[0]["available"] == 3
     assert len(statements) == 2  # the horizons of a block of citizens, then the slots
     kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
     with count_queries(app) as statements:
-        again = _search(client, offering, headers)
+        again = search(client, offering, headers)
     assert statements == []
     assert again.get_json()[0]["available"] == 3  # up to AVAILABILITY_CACHE_SECONDS old
     (key,) = _cached_answers(app)
@@ -117,23 +90,23 @@ def test_cached_answer_is_reused_without_the_database_until_it_expires(app, clie
         # Half-way, one request refreshes it; while another one is doing so, the rest serve the old answer.
         get_redis().delete(key + ":young")
         get_redis().set(key + ":young", 1, px=30_000, nx=True)
-    assert _search(client, offering, headers).get_json()[0]["available"] == 3
+    assert search(client, offering, headers).get_json()[0]["available"] == 3
     with app.app_context():
         get_redis().delete(key + ":young")
     with count_queries(app) as statements:
-        assert _search(client, offering, headers).get_json()[0]["available"] == 2
+        assert search(client, offering, headers).get_json()[0]["available"] == 2
     assert len(statements) == 1
-    assert _search(client, offering, headers).get_json()[0]["available"] == 2
+    assert search(client, offering, headers).get_json()[0]["available"] == 2
 
     # Past the setting, the answer is gone: a short one shows the database answers again.
     app.config["AVAILABILITY_CACHE_SECONDS"] = 1
     with app.app_context():
         get_redis().delete(key)
-    assert _search(client, offering, headers).get_json()[0]["available"] == 2
+    assert search(client, offering, headers).get_json()[0]["available"] == 2
     kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
     kit.call(services.hold_slot, account_id=kit.citizen_id(), slot_id=slot.id)
     time.sleep(1.2)
-    assert _search(client, offering, headers).get_json() == []
+    assert search(client, offering, headers).get_json() == []
 
 
 def test_answers_are_kept_per_horizon_and_per_query(app, client, kit):
@@ -146,11 +119,11 @@ def test_answers_are_kept_per_horizon_and_per_query(app, client, kit):
     day = (clock.now() + dt.timedelta(days=3)).date().isoformat()
 
     for _ in range(2):
-        assert [s["slot_id"] for s in _search(client, offering).get_json()] == [near.id]
-        assert [s["slot_id"] for s in _search(client, offering, resident).get_json()] == [near.id]
-        assert [s["slot_id"] for s in _search(client, offering, expatriate).get_json()] == [near.id, far.id]
-        assert _search(client, offering, **{"from": "2000-01-01", "to": "2000-01-02"}).get_json() == []
-        assert len(_search(client, offering, **{"to": day}).get_json()) <= 1
+        assert [s["slot_id"] for s in search(client, offering).get_json()] == [near.id]
+        assert [s["slot_id"] for s in search(client, offering, resident).get_json()] == [near.id]
+        assert [s["slot_id"] for s in search(client, offering, expatriate).get_json()] == [near.id, far.id]
+        assert search(client, offering, **{"from": "2000-01-01", "to": "2000-01-02"}).get_json() == []
+        assert len(search(client, offering, **{"to": day}).get_json()) <= 1
     keys = _cached_answers(app)
     assert len(keys) == 4
     assert {json.loads(k[len(availability.CACHE_PREFIX) :])[-1] for k in keys} == {"resident", "expatriate"}
@@ -158,7 +131,7 @@ def test_answers_are_kept_per_horizon_and_per_query(app, client, kit):
     # Known citizens and anonymous callers are then answered from Redis alone.
     with count_queries(app) as statements:
         for headers in (None, resident, expatriate):
-            assert _search(client, offering, headers).status_code == 200
+            assert search(client, offering, headers).status_code == 200
     assert statements == []
 
 
@@ -179,16 +152,16 @@ def test_horizons_are_read_for_a_block_of_citizens_at_once(app, client, kit):
     expatriate = kit.headers_for(kit.citizen_id(residence_country="US"))
 
     with count_queries(app) as statements:
-        assert [s["slot_id"] for s in _search(client, offering, resident).get_json()] == [near.id]
+        assert [s["slot_id"] for s in search(client, offering, resident).get_json()] == [near.id]
     assert len(statements) == 2  # the block's horizons, the slots
     with count_queries(app) as statements:
-        body = _search(client, offering, expatriate).get_json()
+        body = search(client, offering, expatriate).get_json()
     assert [s["slot_id"] for s in body] == [near.id, far.id]
     assert len(statements) == 1  # the slots within the expatriate horizon; the block was known
 
     # A citizen registered after the block was read is past its last id: the block is read again.
     newcomer = kit.headers_for(kit.citizen_id(residence_country="AE"))
     with count_queries(app) as statements:
-        body = _search(client, offering, newcomer).get_json()
+        body = search(client, offering, newcomer).get_json()
     assert [s["slot_id"] for s in body] == [near.id, far.id]
     assert len(statements) == 1
