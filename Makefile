@@ -7,18 +7,28 @@ STAMP := $(VENV)/.installed-stamp
 PO := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: install run test test-sqlite test-postgres lint format bench translations extract-messages scheduler clean
+.PHONY: install lock run test test-sqlite test-postgres lint format bench translations extract-messages scheduler clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+
+# Everything third-party comes from the hashed locks in requirements/ (see `make lock`); the project
+# itself is installed apart, editable, with the setuptools the lock pinned.
+$(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 %.mo: %.po $(STAMP)
 	$(VENV)/bin/pybabel compile -i $< -o $@
 
 install: $(STAMP) $(MO)
+
+# Refresh the locks after editing requirements/*.in (top-level pins); commit the .in and .txt together.
+lock: $(STAMP)
+	cd requirements && ../$(VENV)/bin/pip-compile $(LOCK_FLAGS) -o base.txt base.in
+	cd requirements && ../$(VENV)/bin/pip-compile $(LOCK_FLAGS) -o dev.txt dev.in
+	cd requirements && ../$(VENV)/bin/pip-compile $(LOCK_FLAGS) -o bench.txt bench.in
 
 translations: $(MO)
 
@@ -55,7 +65,7 @@ format: install
 # Not part of `make test`. Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` + `pgbench` (apt-get install wrk
 # postgresql-client). BENCH_ARGS=--smoke proves the harness in ~2 minutes; see BENCHMARKS.md.
 bench: install
-	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.txt
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -886,7 +886,7 @@ class Bench:
         """py-spy on one worker during a month surge, then during availability: where the time goes."""
         spy = shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
         if spy is None:
-            raise NotRun("py-spy not installed (pip install -r requirements-bench.txt)")
+            raise NotRun("py-spy not installed (pip install --require-hashes -r requirements/bench.txt)")
         pids = self.worker_pids()
         if not pids:
             raise NotRun("no gunicorn worker found")

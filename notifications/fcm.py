@@ -195,7 +195,7 @@ def _create_messaging_service(app: firebase_admin.App, fcm_url: str) -> None:
 
     ``_MessagingService.FCM_URL`` and ``_get_messaging_service`` are private to firebase-admin; they
     are used only to aim the SDK at a local stand-in, which is why firebase-admin's version is pinned
-    (7.7.0 in requirements.txt) - re-check both names when bumping it.  The service reads FCM_URL once,
+    (7.7.0 in requirements/base.in) - re-check both names when bumping it.  The service reads FCM_URL once,
     when it is created, so the class attribute is restored straight away: other Apps keep Google's URL.
     A service that already exists (reused App) is left as it is.
     """

@@ -181,3 +181,13 @@ def ctx(app):
         from app.extensions import db
 
         db.session.remove()
+
+
+@pytest.fixture
+def dead_redis_url() -> Iterator[str]:
+    """A Redis URL nothing answers: a port the OS gave us, held bound but never listening."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused, nobody else can take it
+        yield f"redis://127.0.0.1:{held.getsockname()[1]}/0"

@@ -12,8 +12,8 @@ def test_healthz_and_readyz(client):
     assert r.status_code == 200 and r.json["checks"] == {"database": "ok", "redis": "ok"}
 
 
-def test_readyz_reports_an_unreachable_redis(make_app):
-    app = make_app(REDIS_URL="redis://127.0.0.1:6390/0")
+def test_readyz_reports_an_unreachable_redis(make_app, dead_redis_url):
+    app = make_app(REDIS_URL=dead_redis_url)
     r = app.test_client().get("/readyz")
     assert r.status_code == 503 and r.json["checks"]["redis"].startswith("error")
 

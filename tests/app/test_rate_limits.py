@@ -24,8 +24,8 @@ def test_limits_are_counted_in_redis(make_app):
     assert keys, "the limiter should store its windows in the app's Redis"
 
 
-def test_limits_hold_per_process_when_redis_is_down(make_app):
-    app = make_app(REDIS_URL="redis://127.0.0.1:6390/0", RATELIMIT_LOGIN="2 per minute")
+def test_limits_hold_per_process_when_redis_is_down(make_app, dead_redis_url):
+    app = make_app(REDIS_URL=dead_redis_url, RATELIMIT_LOGIN="2 per minute")
     client = app.test_client()
     statuses = [_login(client).status_code for _ in range(3)]
     assert statuses == [401, 401, 429]

@@ -17,8 +17,6 @@ from booking.models import AbuseEvent, BookingSuspension, Slot
 from notifications.models import Notification
 from tests.standins import GoogleStandin
 
-REDIS_DOWN = "redis://127.0.0.1:6390/0"
-
 
 def _hold(client, headers, slot_id, **extra):
     return client.post("/api/v1/bookings", json={"slot_id": slot_id}, headers={**headers, **extra})
@@ -220,8 +218,8 @@ def test_rate_limit_answers_429_with_retry_after_and_records_it(make_app, kit):
     assert len(_events(kit, "rate_limit")) == recorded
 
 
-def test_redis_down_bookings_stay_correct_and_limits_fall_back_to_memory(make_app, kit):
-    app = make_app(REDIS_URL=REDIS_DOWN, RATELIMIT_HOLDS="3 per minute")
+def test_redis_down_bookings_stay_correct_and_limits_fall_back_to_memory(make_app, kit, dead_redis_url):
+    app = make_app(REDIS_URL=dead_redis_url, RATELIMIT_HOLDS="3 per minute")
     client = app.test_client()
     slot = kit.slot(kit.offering(), capacity=2)
     citizens = kit.citizens(3)
