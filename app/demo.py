@@ -12,7 +12,7 @@ from app.accounts.models import Account
 from app.accounts.services import hash_password
 from app.catalogue.models import Centre, Counter, Offering, Service
 from app.extensions import db
-from app.registry.models import RegistryPerson
+from app.registry.models import Guardianship, RegistryPerson
 
 DEMO_PASSWORD = "Demo-pass-2026"
 
@@ -338,6 +338,38 @@ def _registry_people(today: dt.date) -> list[dict[str, Any]]:
     return people
 
 
+def _years_before(today: dt.date, years: int) -> dt.date:
+    return today.replace(year=today.year - years, day=min(today.day, 28))
+
+
+# SPEC §10: minors (no accounts) and their guardians: (minor, guardian, age in years, passport expiry
+# in days from today, or None for no passport).
+MINORS = (
+    ("9990000201", "9990000001", 12, -40),  # passport expired: may renew
+    ("9990000202", "9990000001", 8, None),  # no passport: may apply for a first one
+    ("9990000203", "9990000036", 5, None),
+)
+
+
+def _registry_minors(today: dt.date) -> list[dict[str, Any]]:
+    minors = []
+    for nid, _guardian, age, expiry_days in MINORS:
+        n = int(nid[-3:])
+        minors.append(
+            dict(
+                national_id=nid,
+                full_name_ar=f"قاصر تجريبي {n}",
+                full_name_en=f"Demo Minor {n}",
+                date_of_birth=_years_before(today, age),
+                passport_number=f"P{n:07d}" if expiry_days is not None else None,
+                passport_expiry=today + dt.timedelta(days=expiry_days) if expiry_days is not None else None,
+                residence_country="JO",
+                disability=False,
+            )
+        )
+    return minors
+
+
 def load_demo_data() -> dict[str, int]:
     """Create or refresh every demo row (safe to run again)."""
     today = clock.now().date()
@@ -428,6 +460,16 @@ def load_demo_data() -> dict[str, int]:
         account.password_hash = password_hash
         account.failed_logins = 0
         account.locked_until = None
+    for minor in _registry_minors(today):
+        _upsert(RegistryPerson, minor["national_id"], **minor)
+    db.session.flush()
+    for minor, guardian, _age, _expiry in MINORS:
+        _upsert(
+            Guardianship,
+            (guardian, minor),
+            guardian_national_id=guardian,
+            minor_national_id=minor,
+        )
     db.session.commit()
     from app.catalogue.services import schedule_changed
 

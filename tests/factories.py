@@ -11,7 +11,7 @@ from app.accounts.models import Account
 from app.accounts.services import create_kiosk, hash_password
 from app.catalogue.models import Centre, Counter, Offering, Service
 from app.extensions import db
-from app.registry.models import RegistryPerson
+from app.registry.models import Guardianship, RegistryPerson
 from app.security import issue_access_token
 
 PASSWORD = "Test-pass-2026"
@@ -66,6 +66,19 @@ def create_account(
     db.session.add(account)
     db.session.commit()
     return account
+
+
+def create_minor(*, guardians: list[Any], age: int = 10, **overrides: Any) -> RegistryPerson:
+    """A minor in the registry (no account), `age` years old today, in the care of `guardians` (accounts)."""
+    today = clock.now().date()
+    born = today.replace(year=today.year - age, day=min(today.day, 28))
+    person = create_person(date_of_birth=born, **overrides)
+    for guardian in guardians:
+        db.session.add(
+            Guardianship(guardian_national_id=guardian.national_id, minor_national_id=person.national_id)
+        )
+    db.session.commit()
+    return person
 
 
 def create_service(**overrides: Any) -> Service:
@@ -172,6 +185,9 @@ class Make:
 
     def citizen(self, **kw):
         return self._run(create_account, "citizen", **kw)
+
+    def minor(self, *guardians, **kw):
+        return self._run(create_minor, guardians=list(guardians), **kw)
 
     def staff(self, centre, role: str = "staff", **kw):
         return self._run(create_account, role, centre_id=centre.id, **kw)

@@ -6,6 +6,8 @@ from flask_smorest import Blueprint
 from app.accounts import services
 from app.accounts.schemas import (
     AccountSchema,
+    DependentSchema,
+    DependentsQuerySchema,
     LoginSchema,
     ProfileUpdateSchema,
     RefreshSchema,
@@ -92,3 +94,12 @@ class Me(MethodView):
     def patch(self, args):
         """Change the preferred language of messages and notifications."""
         return services.update_profile(account_id=require_principal().id, **args)
+
+
+@me_bp.route("/dependents")
+@auth_required("citizen")
+@me_bp.arguments(DependentsQuerySchema, location="query")
+@me_bp.response(200, DependentSchema(many=True))
+def dependents(args):
+    """The minors (under 18 on the visit's date, `on`, default today) the citizen is a guardian of."""
+    return services.get_dependents(account_id=require_principal().id, on=args.get("on"))

@@ -66,3 +66,24 @@ class AccountSchema(BaseSchema):
 
 class ProfileUpdateSchema(BaseSchema):
     language = ma.fields.String(validate=validate.OneOf(LANGUAGES))
+
+
+class DependentsQuerySchema(BaseSchema):
+    on = ma.fields.Date(
+        metadata={"description": "The visit's date: a child who is 18 by then is no longer a dependent"}
+    )
+
+
+class DependentSchema(BaseSchema):
+    national_id = ma.fields.String()
+    full_name = ma.fields.Method("_full_name")
+    full_name_ar = ma.fields.String()
+    full_name_en = ma.fields.String()
+    date_of_birth = ma.fields.Date()
+    passport_expiry = ma.fields.Date(allow_none=True)
+
+    def _full_name(self, record) -> str:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+        return record.full_name_ar if locale is not None and locale.language == "ar" else record.full_name_en

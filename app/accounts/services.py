@@ -34,7 +34,7 @@ from app.accounts.models import Account, KioskDevice, PhoneCode, RefreshToken
 from app.accounts.sms import get_sms_sender
 from app.errors import NotFound
 from app.extensions import db
-from app.registry.services import lookup_person
+from app.registry.services import RegistryRecord, list_dependents, lookup_person
 from app.security import KIOSK_TOKEN_PREFIX, hash_token, issue_access_token, new_opaque_token
 
 
@@ -314,6 +314,12 @@ def get_account(account_id: int) -> Account:
     if account is None:
         raise NotFound()
     return account
+
+
+def get_dependents(*, account_id: int, on: dt.date | None = None) -> list[RegistryRecord]:
+    """The signed-in citizen's minors in the registry, under 18 on `on` (the visit's date; default today)."""
+    account = get_account(account_id)
+    return list_dependents(guardian_national_id=account.national_id, on=on or clock.now().date())
 
 
 def update_profile(*, account_id: int, language: str | None = None) -> Account:

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.extensions import db
-from app.registry.models import RegistryPerson
+from app.registry.models import Guardianship, RegistryPerson
+
+ADULT_AGE = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class IdentityRegistry(Protocol):
 
     def lookup(self, national_id: str) -> RegistryRecord | None: ...
 
+    def wards_of(self, guardian_national_id: str) -> list[RegistryRecord]: ...
+
 
 class DatabaseRegistry:
     """The registry as a local table (development, tests, demo)."""
@@ -50,16 +55,29 @@ class DatabaseRegistry:
         person = db.session.get(RegistryPerson, national_id)
         if person is None:
             return None
-        return RegistryRecord(
-            national_id=person.national_id,
-            full_name_ar=person.full_name_ar,
-            full_name_en=person.full_name_en,
-            date_of_birth=person.date_of_birth,
-            passport_number=person.passport_number,
-            passport_expiry=person.passport_expiry,
-            residence_country=person.residence_country,
-            disability=person.disability,
+        return _record(person)
+
+    def wards_of(self, guardian_national_id: str) -> list[RegistryRecord]:
+        people = db.session.scalars(
+            select(RegistryPerson)
+            .join(Guardianship, Guardianship.minor_national_id == RegistryPerson.national_id)
+            .where(Guardianship.guardian_national_id == guardian_national_id)
+            .order_by(RegistryPerson.date_of_birth, RegistryPerson.national_id)
         )
+        return [_record(person) for person in people]
+
+
+def _record(person: RegistryPerson) -> RegistryRecord:
+    return RegistryRecord(
+        national_id=person.national_id,
+        full_name_ar=person.full_name_ar,
+        full_name_en=person.full_name_en,
+        date_of_birth=person.date_of_birth,
+        passport_number=person.passport_number,
+        passport_expiry=person.passport_expiry,
+        residence_country=person.residence_country,
+        disability=person.disability,
+    )
 
 
 def get_registry() -> IdentityRegistry:
@@ -70,3 +88,9 @@ def get_registry() -> IdentityRegistry:
 def lookup_person(national_id: str) -> RegistryRecord | None:
     """The registry's record for a national id, if any."""
     return get_registry().lookup(national_id)
+
+
+def list_dependents(*, guardian_national_id: str, on: dt.date) -> list[RegistryRecord]:
+    """The minors (under 18 on `on`) in the registry of whom this person is a guardian."""
+    wards = get_registry().wards_of(guardian_national_id)
+    return [ward for ward in wards if ward.age_on(on) < ADULT_AGE]
