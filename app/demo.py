@@ -20,7 +20,8 @@ JORDAN_WEEK = {d: [["08:00", "15:00"]] for d in ("sun", "mon", "tue", "wed", "th
 GULF_WEEK = {d: [["09:00", "14:00"]] for d in ("sun", "mon", "tue", "wed", "thu")}
 UAE_WEEK = {d: [["09:00", "14:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 US_WEEK = {d: [["09:00", "16:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-AIRPORT_WEEK = {d: [["08:00", "20:00"]] for d in ("sun", "mon", "tue", "wed", "thu", "fri", "sat")}
+# Open around the clock, so the queue can be tried at any hour (SPEC §11).
+AIRPORT_WEEK = {d: [["00:00", "24:00"]] for d in ("sun", "mon", "tue", "wed", "thu", "fri", "sat")}
 
 SERVICES: list[dict[str, Any]] = [
     dict(
@@ -143,7 +144,7 @@ CENTRES: list[dict[str, Any]] = [
         tz="Asia/Amman",
         hours=AIRPORT_WEEK,
         counters=4,
-        services=ONE_STOP_SET,
+        services=ALL_SERVICES,
         address_ar="مطار الملكة علياء الدولي",
         address_en="Queen Alia International Airport",
     ),
@@ -266,6 +267,18 @@ CENTRES: list[dict[str, Any]] = [
     ),
 ]
 
+# Demo staff: (number, role, centre). 9980000001-04 at Muqabalain; 11-13 at the airport, open all day.
+STAFF = (
+    (1, "staff", "amman-muqabalain"),
+    (2, "staff", "amman-muqabalain"),
+    (3, "staff", "amman-muqabalain"),
+    (4, "supervisor", "amman-muqabalain"),
+    (11, "staff", "queen-alia-airport"),
+    (12, "staff", "queen-alia-airport"),
+    (13, "supervisor", "queen-alia-airport"),
+    (99, "admin", None),
+)
+
 EXPAT_COUNTRIES = {"US": "+1202555", "AE": "+9715012", "SA": "+9665012"}
 
 
@@ -320,7 +333,7 @@ def _registry_people(today: dt.date) -> list[dict[str, Any]]:
                 phone=f"{EXPAT_COUNTRIES[country]}{n:04d}",
             )
         )
-    for n, role in ((1, "staff"), (2, "staff"), (3, "staff"), (4, "supervisor"), (99, "admin")):
+    for n, role, centre_id in STAFF:
         people.append(
             dict(
                 national_id=f"99800000{n:02d}",
@@ -333,6 +346,7 @@ def _registry_people(today: dt.date) -> list[dict[str, Any]]:
                 disability=False,
                 phone=f"+9627810000{n:02d}",
                 role=role,
+                centre_id=centre_id,
             )
         )
     return people
@@ -443,6 +457,7 @@ def load_demo_data() -> dict[str, int]:
     people = _registry_people(today)
     for p in people:
         role = p.pop("role", "citizen")
+        centre_id = p.pop("centre_id", None)
         phone = p.pop("phone")
         _upsert(RegistryPerson, p["national_id"], **p)
         account = db.session.scalar(select(Account).where(Account.national_id == p["national_id"]))
@@ -450,7 +465,7 @@ def load_demo_data() -> dict[str, int]:
             account = Account(national_id=p["national_id"], password_hash=password_hash)
             db.session.add(account)
         account.role = role
-        account.centre_id = "amman-muqabalain" if role in ("staff", "supervisor") else None
+        account.centre_id = centre_id if role in ("staff", "supervisor") else None
         account.full_name = p["full_name_en"]
         account.date_of_birth = p["date_of_birth"]
         account.phone = phone

@@ -12,6 +12,7 @@ from app.catalogue.routes import SelectPage
 from app.errors import http_error_response
 from app.extensions import client_ip, limiter
 from app.idempotency import idempotent
+from app.qr import qr_svg
 from app.ratelimit import limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal
 from booking import availability, errors, services
@@ -273,6 +274,17 @@ def calendar(reference):
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{services.normalise_reference(reference)}.ics"'
     )
+    return response
+
+
+@bp.route("/bookings/<string:reference>/qr.svg")
+@auth_required("citizen")
+@bp.response(200, {"type": "string"}, content_type="image/svg+xml")
+def booking_qr(reference):
+    """A QR code of the booking's reference, for the centre's kiosk to scan at check-in."""
+    booking = services.get_booking(account_id=require_principal("citizen").id, reference=reference)
+    response = current_app.response_class(qr_svg(booking.reference), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
 

@@ -15,6 +15,8 @@ MAX_SLOT_MINUTES = 480
 
 # ASCII digits only: `\d` would also accept Arabic-Indic digits, which int() silently converts.
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+# A closing time of "24:00" (open until midnight) is held as the last instant of the day.
+END_OF_DAY = time.max
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,7 @@ def validate_weekly_hours(
             where = f"{day}[{index}]"
             if isinstance(interval, str) or not isinstance(interval, Sequence) or len(interval) != 2:
                 raise ValueError(f"{where}: expected an [open, close] pair, got {interval!r}")
-            opens, closes = (_parse_hhmm(value, where) for value in interval)
+            opens, closes = _parse_hhmm(interval[0], where), _parse_hhmm(interval[1], where, closing=True)
             if closes <= opens:
                 raise ValueError(
                     f"{where}: closes at {closes:%H:%M}, which is not after it opens at {opens:%H:%M}"
@@ -114,7 +116,11 @@ def _day_slots(
     # slot it overlaps is skipped.
     free_from = datetime.min.replace(tzinfo=UTC)
     for opens, closes in intervals:
-        close_wall = datetime.combine(day, closes)
+        close_wall = (
+            datetime.combine(day + timedelta(days=1), time())
+            if closes == END_OF_DAY
+            else datetime.combine(day, closes)
+        )
         wall = datetime.combine(day, opens)
         while wall + step <= close_wall:
             start = _existing_utc(wall, tz)
@@ -144,7 +150,9 @@ def _local_day_start(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time()).replace(tzinfo=tz).astimezone(UTC)
 
 
-def _parse_hhmm(value: object, where: str) -> time:
+def _parse_hhmm(value: object, where: str, *, closing: bool = False) -> time:
+    if closing and value == "24:00":
+        return END_OF_DAY
     if isinstance(value, time) and value.tzinfo is None and value.second == value.microsecond == 0:
         return value
     if isinstance(value, str) and (match := _HHMM.fullmatch(value)):

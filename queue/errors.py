@@ -70,3 +70,28 @@ class InvalidDate(ValidationFailed):
 class RatingNotAllowed(Conflict):
     code = "rating_not_allowed"
     message = _l("You can rate a visit once, after it is finished.")
+
+
+class CentreClosed(Conflict):
+    code = "centre_closed"
+    message = _l("The centre is closed now. Tickets are issued during opening hours.")
+
+
+class CounterTaken(Conflict):
+    code = "counter_taken"
+    message = _l("Another clerk is working at this counter. Choose another counter or ask a supervisor.")
+
+
+class TakeoverNotAllowed(Forbidden):
+    code = "takeover_not_allowed"
+    message = _l("Only a supervisor can take over a counter another clerk holds.")
+
+
+class CounterPaused(Conflict):
+    code = "counter_paused"
+    message = _l("This counter is paused. Resume it to call the next visitor.")
+
+
+class TicketInService(Conflict):
+    code = "ticket_in_service"
+    message = _l("A visitor is being served at this counter. Complete the visit first.")

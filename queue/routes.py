@@ -367,27 +367,34 @@ def reject_urgent_request(args, request_id):
 # ------------------------------------------------------------------------------------------ pages
 
 
-@pages_bp.get("/centres/<string:centre_id>/display")
-def display_page(centre_id):
-    """The hall screen: latest calls (number → counter) and waiting counts, live."""
+def _page_lang(default: str = "ar") -> str:
+    lang = request.args.get("lang", default)
+    return lang if lang in ("ar", "en") else default
+
+
+def _page_centre(centre_id: str):
     from app.catalogue.services import get_centre
 
     try:
-        centre = get_centre(centre_id)
+        return get_centre(centre_id)
     except NotFound:
         abort(404)
-    lang = request.args.get("lang", "ar")
-    lang = lang if lang in ("ar", "en") else "ar"
+
+
+@pages_bp.get("/centres/<string:centre_id>/display")
+def display_page(centre_id):
+    """The hall screen: every service's waiting count, the latest calls, live; a closed state."""
+    centre = _page_centre(centre_id)
     return render_template(
         "display.html",
         centre=centre,
-        lang=lang,
+        lang=_page_lang(),
         speak=request.args.get("speak") == "1",
+        token=request.args.get("token", ""),
     )
 
 
 @pages_bp.get("/staff/console")
 def console_page():
     """The clerk's console: sign in, open a counter, call, recall, start, complete, no-show, transfer."""
-    lang = request.args.get("lang", "ar")
-    return render_template("console.html", lang=lang if lang in ("ar", "en") else "ar")
+    return render_template("console.html", lang=_page_lang())

@@ -1,5 +1,6 @@
 """Bodies of the catalogue's public and admin endpoints."""
 
+import re
 import zoneinfo
 
 import marshmallow as ma
@@ -11,7 +12,9 @@ from app.schemas import BaseSchema, QuerySchema
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SLUG = validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Use lowercase letters, digits and hyphens.")
 SERVICE_CODE = validate.Regexp(r"^[a-z_]+\.[a-z_]+$", error="A service code looks like `group.name`.")
-HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+# A closing time may be "24:00": open until midnight (around the clock with "00:00"-"24:00").
+HHMM_CLOSE = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 
 
 def _valid_zone(value: str) -> bool:
@@ -20,6 +23,10 @@ def _valid_zone(value: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ma.ValidationError("Unknown IANA time zone.") from None
     return True
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None
 
 
 def _valid_hours(value: dict) -> bool:
@@ -33,7 +40,9 @@ def _valid_hours(value: dict) -> bool:
             if (
                 not isinstance(pair, list | tuple)
                 or len(pair) != 2
-                or not all(isinstance(t, str) and validate.Regexp(HHMM)(t) for t in pair)
+                or not all(isinstance(t, str) for t in pair)
+                or not _matches(HHMM, pair[0])
+                or not _matches(HHMM_CLOSE, pair[1])
             ):
                 raise ma.ValidationError('Each interval is ["HH:MM", "HH:MM"].')
             if pair[0] >= pair[1] or pair[0] < previous_close:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from dataclasses import dataclass
 from typing import Any
 
 from blinker import Namespace
@@ -72,6 +73,67 @@ def list_centres(*, service: str | None = None, city: str | None = None, kind: s
 def centre_today(centre: Centre) -> dt.date:
     """Today's date in the centre's own zone."""
     return clock.now().astimezone(zoneinfo.ZoneInfo(centre.timezone)).date()
+
+
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningState:
+    """Whether a centre is open at an instant, and when it next opens and closes (UTC; None: not soon)."""
+
+    open: bool
+    opens_at: dt.datetime | None
+    closes_at: dt.datetime | None
+
+
+def _local_instant(day: dt.date, hhmm: str, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    # "24:00" closes at the next local midnight (a centre open around the clock).
+    if hhmm == "24:00":
+        return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone).astimezone(dt.UTC)
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone).astimezone(dt.UTC)
+
+
+def opening_intervals(centre: Centre, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The centre's opening intervals on a local day, in UTC (none on a closure day)."""
+    if any(closure.date == day for closure in centre.closures):
+        return []
+    zone = zoneinfo.ZoneInfo(centre.timezone)
+    pairs = (centre.weekly_hours or {}).get(WEEKDAY_KEYS[day.weekday()]) or []
+    return sorted(
+        (_local_instant(day, pair[0], zone), _local_instant(day, pair[1], zone))
+        for pair in pairs
+        if isinstance(pair, list | tuple) and len(pair) == 2
+    )
+
+
+def opening_state(
+    centre: Centre, at: dt.datetime | None = None, *, look_ahead_days: int = 14
+) -> OpeningState:
+    """Whether the centre is open at `at` (default now): open until `closes_at`, or closed until `opens_at`.
+
+    Back-to-back intervals (a day open until 24:00 and the next from 00:00) count as one opening."""
+    at = at or clock.now()
+    zone = zoneinfo.ZoneInfo(centre.timezone)
+    today = at.astimezone(zone).date()
+    intervals = [
+        interval
+        for offset in range(-1, look_ahead_days + 1)
+        for interval in opening_intervals(centre, today + dt.timedelta(days=offset))
+    ]
+    merged: list[list[dt.datetime]] = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        if start <= at < end:
+            return OpeningState(open=True, opens_at=None, closes_at=end)
+        if start > at:
+            return OpeningState(open=False, opens_at=start, closes_at=end)
+    return OpeningState(open=False, opens_at=None, closes_at=None)
 
 
 def upcoming_closures(centre: Centre) -> list[Closure]:

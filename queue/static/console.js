@@ -1,71 +1,42 @@
-/* Staff console: signs in through the API, opens a counter, follows the centre's live stream and
-   calls, recalls, starts, completes, marks no-show and transfers. No dependencies, no build step. */
+/* Staff console: signs in through the API (in the account's language), opens a counter (a supervisor can
+   take over a held one), follows the centre's live stream, and calls, recalls, starts, completes, marks
+   no-show (after a confirm), transfers and pauses, by button or keyboard shortcut. No build step. */
 (function () {
   "use strict";
-  var API = "/api/v1";
   var lang = document.body.dataset.lang === "en" ? "en" : "ar";
   var T = {
-    ar: { waiting: "بالانتظار", called: "تم النداء", serving: "قيد الخدمة", none: "لا يوجد أحد بالانتظار",
-          error: "تعذّر تنفيذ الطلب", opened: "تم فتح الشباك", closed: "تم إغلاق الشباك", chooseServices: "اختر خدمة واحدة على الأقل",
-          staffOnly: "هذه الشاشة لموظفي المراكز فقط" },
-    en: { waiting: "Waiting", called: "Called", serving: "Being served", none: "Nobody is waiting",
-          error: "The request failed", opened: "Counter opened", closed: "Counter closed", chooseServices: "Choose at least one service",
-          staffOnly: "This console is for centre staff only" }
+    ar: { waiting: "بالانتظار", called: "تم النداء — بانتظار حضور المراجع", serving: "قيد الخدمة",
+          none: "لا يوجد أحد بالانتظار", ready: "الشباك جاهز: {n} بالانتظار. اضغط «نداء التالي»",
+          opened: "تم فتح الشباك", closed: "تم إغلاق الشباك", chooseServices: "اختر خدمة واحدة على الأقل",
+          staffOnly: "هذه الشاشة لموظفي المراكز فقط", taken: "هذا الشباك يشغله {who} منذ {since}.",
+          paused: "الشباك متوقف مؤقتاً: {reason}", minutes: "{m} د", free: "مغلق", open: "مفتوح",
+          pausedShort: "متوقف", transferred: "تم التحويل إلى {service}",
+          sources: { walk_in: "حضور مباشر", appointment: "موعد", urgent: "عاجل", remote: "عن بُعد" },
+          vulnerable: "أولوية", reasons: { break: "استراحة", prayer: "صلاة", system_fault: "عطل في النظام", supervisor: "مع المشرف", other: "سبب آخر" } },
+    en: { waiting: "Waiting", called: "Called — waiting for the visitor", serving: "Being served",
+          none: "Nobody is waiting", ready: "Counter ready: {n} waiting. Press Call next",
+          opened: "Counter opened", closed: "Counter closed", chooseServices: "Choose at least one service",
+          staffOnly: "This console is for centre staff only", taken: "This counter is held by {who} since {since}.",
+          paused: "Counter paused: {reason}", minutes: "{m} min", free: "Closed", open: "Open",
+          pausedShort: "Paused", transferred: "Transferred to {service}",
+          sources: { walk_in: "Walk-in", appointment: "Appointment", urgent: "Urgent", remote: "Remote" },
+          vulnerable: "Priority", reasons: { break: "Break", prayer: "Prayer", system_fault: "System fault", supervisor: "With the supervisor", other: "Other" } }
   }[lang];
-  var state = { access: null, refresh: null, account: null, centre: null, services: [], counterId: null, current: null };
+  var session = new window.StaffSession(lang);
+  var state = { account: null, centre: null, services: [], counterId: session.extra.counterId || null, desk: null, timezone: null };
   var source = null;
+  var clockTimer = null;
 
   function el(id) { return document.getElementById(id); }
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (_, key) { return values[key] === undefined ? "" : String(values[key]); });
+  }
 
   function say(text, ok) {
     var message = el("message");
     message.textContent = text || "";
     message.className = ok ? "ok" : "";
-  }
-
-  function save() {
-    sessionStorage.setItem("sanad-console", JSON.stringify({ access: state.access, refresh: state.refresh, counterId: state.counterId }));
-  }
-
-  function restore() {
-    try {
-      var saved = JSON.parse(sessionStorage.getItem("sanad-console") || "{}");
-      state.access = saved.access || null;
-      state.refresh = saved.refresh || null;
-      state.counterId = saved.counterId || null;
-    } catch (error) { /* start afresh */ }
-  }
-
-  function request(method, path, body, retried) {
-    var headers = { "Accept": "application/json", "Accept-Language": lang };
-    if (state.access) { headers["Authorization"] = "Bearer " + state.access; }
-    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
-    return fetch(API + path, { method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body) })
-      .then(function (response) {
-        if (response.status === 401 && state.refresh && !retried) {
-          return refresh().then(function () { return request(method, path, body, true); });
-        }
-        if (response.status === 204) { return null; }
-        return response.json().then(function (data) {
-          if (!response.ok) {
-            var error = new Error((data && data.error && data.error.message) || T.error);
-            error.code = data && data.error && data.error.code;
-            error.status = response.status;
-            throw error;
-          }
-          return data;
-        });
-      });
-  }
-
-  function refresh() {
-    var token = state.refresh;
-    state.access = null;
-    return request("POST", "/auth/refresh", { refresh_token: token }, true).then(function (tokens) {
-      state.access = tokens.access_token;
-      state.refresh = tokens.refresh_token;
-      save();
-    }, function (error) { signOut(); throw error; });
   }
 
   function show(section) {
@@ -75,37 +46,74 @@
     el("logout").hidden = section === "login";
   }
 
+  function keepCounter(counterId) {
+    state.counterId = counterId;
+    session.extra.counterId = counterId;
+    session.save();
+  }
+
   function signOut() {
     if (source) { source.close(); source = null; }
-    state = { access: null, refresh: null, account: null, centre: null, services: [], counterId: null, current: null };
-    sessionStorage.removeItem("sanad-console");
+    session.logout();
+    state = { account: null, centre: null, services: [], counterId: null, desk: null, timezone: null };
     el("who").textContent = "";
     show("login");
   }
 
-  function loadStaff() {
-    return request("GET", "/me").then(function (account) {
-      if (["staff", "supervisor"].indexOf(account.role) < 0 || !account.centre_id) {
-        throw new Error(T.staffOnly);
-      }
-      state.account = account;
-      el("who").textContent = account.full_name + " · " + account.centre_id;
-      return Promise.all([
-        request("GET", "/centres/" + encodeURIComponent(account.centre_id)),
-        request("GET", "/centres/" + encodeURIComponent(account.centre_id) + "/queue")
-      ]);
-    }).then(function (results) {
-      state.centre = results[0];
-      state.services = results[1].services || [];
-      fillOpenForm();
-      if (state.counterId) { return showDesk(); }
-      show("open");
-    });
+  function localTime(iso) {
+    try {
+      return new Date(iso).toLocaleTimeString(lang === "ar" ? "ar-JO" : "en-GB", { hour: "2-digit", minute: "2-digit", timeZone: state.timezone || undefined });
+    } catch (error) { return iso; }
+  }
+
+  function minutesSince(iso) {
+    return Math.max(0, Math.floor((Date.now() - new Date(iso).getTime()) / 60000));
+  }
+
+  function clock(seconds) {
+    var m = Math.floor(seconds / 60);
+    var s = seconds % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
   }
 
   function serviceName(code) {
     var service = state.services.filter(function (s) { return s.code === code; })[0];
     return service ? (lang === "ar" ? service.name_ar : service.name_en) : code;
+  }
+
+  function marks(ticket) {
+    var box = document.createElement("span");
+    var add = function (kind, text) {
+      var mark = document.createElement("span");
+      mark.className = "mark " + kind;
+      mark.textContent = text;
+      box.appendChild(mark);
+    };
+    add(ticket.source, T.sources[ticket.source] || ticket.source);
+    if (ticket.vulnerable) { add("vulnerable", T.vulnerable); }
+    return box;
+  }
+
+  function loadStaff() {
+    return session.me().then(function (account) {
+      if (["staff", "supervisor"].indexOf(account.role) < 0 || !account.centre_id) {
+        throw new Error(T.staffOnly);
+      }
+      if (session.followAccountLanguage(account)) { return new Promise(function () {}); }
+      state.account = account;
+      el("who").textContent = account.full_name + " · " + account.centre_id;
+      return Promise.all([
+        session.request("GET", "/centres/" + encodeURIComponent(account.centre_id)),
+        session.request("GET", "/centres/" + encodeURIComponent(account.centre_id) + "/queue")
+      ]);
+    }).then(function (results) {
+      state.centre = results[0];
+      state.timezone = results[0].timezone;
+      state.services = results[1].services || [];
+      fillOpenForm();
+      if (state.counterId) { return showDesk(); }
+      show("open");
+    });
   }
 
   function fillOpenForm() {
@@ -119,8 +127,6 @@
     });
     var box = el("services");
     Array.prototype.slice.call(box.querySelectorAll("label")).forEach(function (l) { l.remove(); });
-    var transfer = el("transfer-service");
-    transfer.textContent = "";
     state.services.forEach(function (service) {
       var label = document.createElement("label");
       var input = document.createElement("input");
@@ -130,6 +136,15 @@
       label.appendChild(input);
       label.appendChild(document.createTextNode(" " + serviceName(service.code) + " (" + service.prefix + ")"));
       box.appendChild(label);
+    });
+  }
+
+  function fillTransfer(current) {
+    var transfer = el("transfer-service");
+    transfer.textContent = "";
+    var own = current ? (current.current_service || current.service) : null;
+    state.services.forEach(function (service) {
+      if (service.code === own) { return; } // a ticket is never transferred to the queue it is in
       var option = document.createElement("option");
       option.value = service.code;
       option.textContent = serviceName(service.code);
@@ -143,111 +158,233 @@
     return refreshDesk();
   }
 
+  function renderCurrent(desk) {
+    var current = desk.current;
+    var status = current ? current.status : null;
+    el("current-number").textContent = current ? current.number : "—";
+    if (desk.paused) {
+      el("current-status").textContent = fill(T.paused, { reason: T.reasons[desk.pause_reason] || desk.pause_reason || "" });
+    } else if (current) {
+      el("current-status").textContent = T[current.status] || current.status;
+    } else {
+      el("current-status").textContent = desk.waiting_total > 0 ? fill(T.ready, { n: desk.waiting_total }) : T.none;
+    }
+    el("current-details").hidden = !current;
+    if (current) {
+      var codes = current.services && current.services.length ? current.services : [current.service];
+      el("d-services").textContent = codes.map(serviceName).join(" ← ");
+      el("d-marks").textContent = "";
+      el("d-marks").appendChild(marks(current));
+      el("d-party").textContent = String(current.party_size || 1);
+      var waitedUntil = current.called_at ? new Date(current.called_at).getTime() : Date.now();
+      el("d-waited").textContent = fill(T.minutes, { m: Math.max(0, Math.floor((waitedUntil - new Date(current.issued_at).getTime()) / 60000)) });
+      el("d-booking").textContent = current.booking_reference || "—";
+    }
+    el("call-next").disabled = status === "called" || status === "serving" || Boolean(desk.paused);
+    el("recall").disabled = status !== "called";
+    el("start").disabled = status !== "called";
+    el("no-show").disabled = status !== "called";
+    el("complete").disabled = !status;
+    el("transfer").disabled = !status;
+    el("paused-badge").hidden = !desk.paused;
+    el("pause").hidden = Boolean(desk.paused);
+    el("resume").hidden = !desk.paused;
+    fillTransfer(current);
+    tickTimer();
+  }
+
+  function tickTimer() {
+    var current = state.desk && state.desk.current;
+    var since = current && (current.started_at || current.called_at);
+    el("d-timer").textContent = since ? clock(Math.max(0, Math.floor((Date.now() - new Date(since).getTime()) / 1000))) : "—";
+  }
+
+  function renderWaiting(desk) {
+    el("waiting-total").textContent = String(desk.waiting_total);
+    var list = el("waiting");
+    list.textContent = "";
+    desk.waiting.forEach(function (ticket) {
+      var li = document.createElement("li");
+      li.dataset.ticket = ticket.ticket_id;
+      var number = document.createElement("span");
+      number.className = "num";
+      number.textContent = ticket.number;
+      li.appendChild(number);
+      li.appendChild(marks(ticket));
+      var name = document.createElement("span");
+      name.className = "service";
+      name.textContent = serviceName(ticket.service) + (ticket.party_size > 1 ? " ×" + ticket.party_size : "");
+      li.appendChild(name);
+      if (ticket.issued_at) {
+        var waited = document.createElement("span");
+        waited.className = "waited";
+        waited.textContent = fill(T.minutes, { m: minutesSince(ticket.issued_at) });
+        li.appendChild(waited);
+      }
+      list.appendChild(li);
+    });
+  }
+
+  function renderFloor(counters, calls) {
+    var list = el("counters");
+    list.textContent = "";
+    (counters || []).forEach(function (entry) {
+      if (String(entry.counter.id) === String(state.counterId)) { return; }
+      var li = document.createElement("li");
+      li.dataset.counter = entry.counter.id;
+      li.className = entry.paused ? "paused" : entry.open ? "open" : "closed";
+      var text = (lang === "ar" ? entry.counter.name_ar : entry.counter.name_en) + ": ";
+      if (!entry.open) { text += T.free; }
+      else if (entry.paused) { text += T.pausedShort + " (" + (T.reasons[entry.pause_reason] || entry.pause_reason || "") + ")"; }
+      else { text += entry.current ? entry.current.number + " · " + (T[entry.current.status] || entry.current.status) : T.open; }
+      if (entry.clerk) { text += " — " + entry.clerk.full_name; }
+      li.textContent = text;
+      list.appendChild(li);
+    });
+    var recent = el("calls");
+    recent.textContent = "";
+    (calls || []).slice(0, 6).forEach(function (call) {
+      var li = document.createElement("li");
+      var number = document.createElement("span");
+      number.className = "num";
+      number.dir = "ltr";
+      number.textContent = call.number;
+      li.appendChild(number);
+      li.appendChild(document.createTextNode(" → " + (call.counter ? call.counter.number : "—") + (call.called_at ? " · " + localTime(call.called_at) : "")));
+      recent.appendChild(li);
+    });
+  }
+
   function refreshDesk() {
     if (!state.counterId) { return Promise.resolve(); }
-    return request("GET", "/staff/counters/" + state.counterId).then(function (desk) {
-      if (!desk.open) { state.counterId = null; save(); show("open"); return; }
+    var centre = encodeURIComponent(state.account.centre_id);
+    return Promise.all([
+      session.request("GET", "/staff/counters/" + state.counterId),
+      session.request("GET", "/staff/centres/" + centre + "/counters").catch(function () { return []; }),
+      session.request("GET", "/centres/" + centre + "/queue").catch(function () { return {}; })
+    ]).then(function (results) {
+      var desk = results[0];
+      if (!desk.open) { keepCounter(null); show("open"); return; }
+      state.desk = desk;
       el("counter-name").textContent = lang === "ar" ? desk.counter.name_ar : desk.counter.name_en;
-      state.current = desk.current;
-      el("current-number").textContent = desk.current ? desk.current.number : "—";
-      el("current-status").textContent = desk.current ? (T[desk.current.status] || desk.current.status) : T.none;
-      var status = desk.current ? desk.current.status : null;
-      el("call-next").disabled = status === "called";
-      el("recall").disabled = status !== "called";
-      el("start").disabled = status !== "called";
-      el("no-show").disabled = status !== "called";
-      el("complete").disabled = !status;
-      el("transfer").disabled = !status;
-      el("waiting-total").textContent = String(desk.waiting_total);
-      var list = el("waiting");
-      list.textContent = "";
-      desk.waiting.forEach(function (ticket) {
-        var li = document.createElement("li");
-        li.dataset.ticket = ticket.ticket_id;
-        li.textContent = ticket.number;
-        var small = document.createElement("span");
-        small.className = "source";
-        small.textContent = ticket.source;
-        li.appendChild(small);
-        list.appendChild(li);
-      });
+      renderCurrent(desk);
+      renderWaiting(desk);
+      renderFloor(results[1], results[2].recent_calls);
+      document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
     });
   }
 
   function listen() {
     if (source || !state.account) { return; }
     var timer = null;
-    source = new EventSource(API + "/centres/" + encodeURIComponent(state.account.centre_id) + "/queue/stream");
+    source = new EventSource("/api/v1/centres/" + encodeURIComponent(state.account.centre_id) + "/queue/stream");
     var update = function () {
       clearTimeout(timer);
       timer = setTimeout(function () { refreshDesk().catch(function (error) { say(error.message); }); }, 150);
     };
-    ["snapshot", "queue.updated", "ticket.called", "ticket.recalled"].forEach(function (name) {
+    ["snapshot", "queue.updated", "ticket.called", "ticket.recalled", "ticket.requeued", "counter.updated"].forEach(function (name) {
       source.addEventListener(name, update);
     });
   }
 
-  function act(path, body) {
+  function act(path, payload) {
     say("");
-    return request("POST", path, body).then(function (result) {
+    return session.request("POST", path, payload).then(function (result) {
       return refreshDesk().then(function () { return result; });
-    }).catch(function (error) { say(error.message); });
+    }).catch(function (error) { say(error.message); return undefined; });
+  }
+
+  function onCurrent(action) {
+    var current = state.desk && state.desk.current;
+    if (current) { return act("/staff/tickets/" + current.ticket_id + "/" + action); }
+    return Promise.resolve();
+  }
+
+  function openCounter(force) {
+    var chosen = Array.prototype.slice.call(el("services").querySelectorAll("input:checked")).map(function (i) { return i.value; });
+    if (!chosen.length) { say(T.chooseServices); return; }
+    var counterId = el("counter").value;
+    var payload = { services: chosen };
+    if (force) { payload.force = true; }
+    el("taken").hidden = true;
+    session.request("POST", "/staff/counters/" + counterId + "/open", payload).then(function () {
+      keepCounter(counterId);
+      say(T.opened, true);
+      return showDesk();
+    }).catch(function (error) {
+      if (error.code === "counter_taken") {
+        var holder = error.details || {};
+        el("taken-text").textContent = fill(T.taken, { who: holder.full_name || holder.account_id, since: holder.since ? localTime(holder.since) : "" });
+        el("taken").hidden = false;
+        el("force").hidden = state.account.role !== "supervisor";
+      }
+      say(error.message);
+    });
+  }
+
+  function confirmNoShow(open) {
+    el("confirm-no-show").hidden = !open;
+    if (open) { el("no-show-yes").focus(); }
   }
 
   el("login").addEventListener("submit", function (event) {
     event.preventDefault();
     say("");
-    request("POST", "/auth/login", { national_id: el("national_id").value.trim(), password: el("password").value })
-      .then(function (tokens) {
-        state.access = tokens.access_token;
-        state.refresh = tokens.refresh_token;
-        save();
-        el("password").value = "";
-        return loadStaff();
-      })
+    session.login(el("national_id").value.trim(), el("password").value)
+      .then(function () { el("password").value = ""; return loadStaff(); })
       .catch(function (error) { say(error.message); });
   });
-
-  el("open").addEventListener("submit", function (event) {
-    event.preventDefault();
-    var chosen = Array.prototype.slice.call(el("services").querySelectorAll("input:checked")).map(function (i) { return i.value; });
-    if (!chosen.length) { say(T.chooseServices); return; }
-    var counterId = el("counter").value;
-    request("POST", "/staff/counters/" + counterId + "/open", { services: chosen }).then(function () {
-      state.counterId = counterId;
-      save();
-      say(T.opened, true);
-      return showDesk();
-    }).catch(function (error) { say(error.message); });
-  });
-
+  el("open").addEventListener("submit", function (event) { event.preventDefault(); openCounter(false); });
+  el("force").addEventListener("click", function () { openCounter(true); });
   el("call-next").addEventListener("click", function () {
     act("/staff/counters/" + state.counterId + "/call-next").then(function (ticket) {
       if (ticket === null) { say(T.none, true); }
     });
   });
-  el("recall").addEventListener("click", function () { if (state.current) { act("/staff/tickets/" + state.current.ticket_id + "/recall"); } });
-  el("start").addEventListener("click", function () { if (state.current) { act("/staff/tickets/" + state.current.ticket_id + "/start"); } });
-  el("complete").addEventListener("click", function () { if (state.current) { act("/staff/tickets/" + state.current.ticket_id + "/complete"); } });
-  el("no-show").addEventListener("click", function () { if (state.current) { act("/staff/tickets/" + state.current.ticket_id + "/no-show"); } });
+  el("recall").addEventListener("click", function () { onCurrent("recall"); });
+  el("start").addEventListener("click", function () { onCurrent("start"); });
+  el("complete").addEventListener("click", function () { onCurrent("complete"); });
+  el("no-show").addEventListener("click", function () { confirmNoShow(true); });
+  el("no-show-yes").addEventListener("click", function () { confirmNoShow(false); onCurrent("no-show"); });
+  el("no-show-cancel").addEventListener("click", function () { confirmNoShow(false); });
   el("transfer").addEventListener("click", function () {
-    if (state.current) { act("/staff/tickets/" + state.current.ticket_id + "/transfer", { service: el("transfer-service").value }); }
+    var current = state.desk && state.desk.current;
+    var service = el("transfer-service").value;
+    if (current && service) {
+      act("/staff/tickets/" + current.ticket_id + "/transfer", { service: service }).then(function (ticket) {
+        if (ticket) { say(fill(T.transferred, { service: serviceName(service) }), true); }
+      });
+    }
   });
+  el("pause").addEventListener("click", function () {
+    act("/staff/counters/" + state.counterId + "/pause", { reason: el("pause-reason").value });
+  });
+  el("resume").addEventListener("click", function () { act("/staff/counters/" + state.counterId + "/resume"); });
   el("close-counter").addEventListener("click", function () {
-    request("POST", "/staff/counters/" + state.counterId + "/close").then(function () {
-      state.counterId = null;
-      save();
+    session.request("POST", "/staff/counters/" + state.counterId + "/close").then(function () {
+      keepCounter(null);
       say(T.closed, true);
       show("open");
     }).catch(function (error) { say(error.message); });
   });
-  el("logout").addEventListener("click", function () {
-    if (state.refresh) { request("POST", "/auth/logout", { refresh_token: state.refresh }).catch(function () {}); }
-    signOut();
+  el("logout").addEventListener("click", signOut);
+
+  // Shortcuts by physical key (event.code), so they work on an Arabic keyboard layout too.
+  document.addEventListener("keydown", function (event) {
+    if (el("desk").hidden || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var tag = (event.target && event.target.tagName) || "";
+    if (!el("confirm-no-show").hidden) {
+      if (event.key === "Escape") { event.preventDefault(); confirmNoShow(false); }
+      return; // Enter presses the focused confirm button by itself
+    }
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") { return; }
+    var buttons = Array.prototype.slice.call(document.querySelectorAll("#desk button[data-key]"));
+    var button = buttons.filter(function (b) { return b.dataset.key === event.code && !b.hidden && !b.disabled; })[0];
+    if (button) { event.preventDefault(); button.click(); }
   });
 
-  restore();
-  if (state.access || state.refresh) {
+  clockTimer = setInterval(tickTimer, 1000);
+  if (session.signedIn()) {
     loadStaff().catch(function () { signOut(); });
   } else {
     show("login");

@@ -1,72 +1,164 @@
 /* Hall screen: renders the queue from the server-sent-events stream and re-renders on every snapshot
-   (sent on each (re)connect), so a network drop heals itself. No dependencies, no build step. */
+   (sent on each (re)connect), so a network drop heals itself. Every service's count is on screen: the
+   tiles scale to fit, and past what fits at a readable size they page. Wait estimates and the centre's
+   open state are read again from the snapshot endpoint every half minute. No dependencies, no build. */
 (function () {
   "use strict";
   var body = document.body;
   var lang = body.dataset.lang === "en" ? "en" : "ar";
   var speak = body.dataset.speak === "1";
   var streamUrl = body.dataset.stream;
+  var snapshotUrl = body.dataset.snapshot;
   var timezone = body.dataset.timezone;
   var MAX_CALLS = 8;
+  var PAGE_SECONDS = 10;
+  var REFRESH_SECONDS = 30;
   var calls = [];
   var services = [];
+  var counts = {};
+  var pageIndex = 0;
   var source = null;
   var reconnectTimer = null;
   var audio = null;
 
   function el(id) { return document.getElementById(id); }
 
-  function counterLabel(counter) {
-    if (!counter) { return "—"; }
-    return String(counter.number);
+  function bdi(text, language) {
+    var node = document.createElement("bdi");
+    node.lang = language;
+    node.dir = language === "ar" ? "rtl" : "ltr";
+    node.textContent = text;
+    return node;
   }
 
-  function serviceName(service) {
-    return lang === "ar" ? service.name_ar : service.name_en;
+  function counterLabel(counter) {
+    return counter ? String(counter.number) : "—";
   }
 
   function renderCalls(highlight) {
     var latest = calls[0];
     el("latest-number").textContent = latest ? latest.number : "—";
     el("latest-counter").textContent = latest ? counterLabel(latest.counter) : "—";
-    var rows = el("calls");
-    rows.textContent = "";
+    var list = el("calls");
+    list.textContent = "";
     calls.slice(0, MAX_CALLS).forEach(function (call, index) {
-      var tr = document.createElement("tr");
-      if (highlight && index === 0) { tr.className = "new"; }
-      var number = document.createElement("td");
+      var li = document.createElement("li");
+      if (highlight && index === 0) { li.className = "new"; }
+      var number = document.createElement("span");
       number.className = "number";
+      number.dir = "ltr";
       number.textContent = call.number;
-      var counter = document.createElement("td");
+      var arrow = document.createElement("span");
+      arrow.className = "arrow";
+      arrow.setAttribute("aria-hidden", "true");
+      arrow.textContent = lang === "ar" ? "←" : "→";
+      var counter = document.createElement("span");
       counter.className = "counter";
+      counter.dir = "ltr";
       counter.textContent = counterLabel(call.counter);
-      tr.appendChild(number);
-      tr.appendChild(counter);
-      rows.appendChild(tr);
+      li.appendChild(number);
+      li.appendChild(arrow);
+      li.appendChild(counter);
+      list.appendChild(li);
     });
     body.dataset.calls = String(calls.length);
   }
 
-  function renderWaiting(counts) {
+  // How many tiles one page holds at this screen size: each keeps at least ~13% of the panel's height
+  // and ~240 px of width, so names and counts stay readable from across the hall.
+  function layout(n) {
+    var panel = el("services");
+    var width = panel.clientWidth || window.innerWidth;
+    var height = panel.clientHeight || window.innerHeight;
+    var columns = Math.max(1, Math.min(4, Math.floor(width / 240)));
+    var rows = Math.max(1, Math.min(4, Math.floor(height / Math.max(80, height * 0.13))));
+    var perPage = columns * rows;
+    if (n <= perPage) {
+      columns = Math.min(columns, Math.max(1, Math.ceil(Math.sqrt(n * width / height / 2.2))));
+      columns = Math.max(columns, Math.ceil(n / rows));
+      rows = Math.max(1, Math.ceil(n / columns));
+      perPage = n;
+    }
+    return { columns: columns, rows: rows, perPage: Math.max(1, perPage) };
+  }
+
+  function waitText(minutes) {
+    if (minutes === null || minutes === undefined) { return "—"; }
+    return lang === "ar" ? "~" + minutes + " د" : "~" + minutes + " min";
+  }
+
+  function renderWaiting() {
     var list = el("services");
+    var total = 0;
+    services.forEach(function (service) { total += counts[service.code] || 0; });
+    el("total").textContent = String(total);
+    var shape = layout(services.length);
+    var pages = Math.max(1, Math.ceil(services.length / shape.perPage));
+    if (pageIndex >= pages) { pageIndex = 0; }
+    list.style.gridTemplateColumns = "repeat(" + shape.columns + ", minmax(0, 1fr))";
+    list.style.gridTemplateRows = "repeat(" + shape.rows + ", minmax(0, 1fr))";
     list.textContent = "";
-    services.forEach(function (service) {
+    services.slice(pageIndex * shape.perPage, (pageIndex + 1) * shape.perPage).forEach(function (service) {
       var li = document.createElement("li");
       li.dataset.service = service.code;
-      var name = document.createElement("span");
-      name.className = "name";
-      name.textContent = serviceName(service);
-      var secondary = document.createElement("span");
+      var names = document.createElement("div");
+      names.className = "names";
+      var primary = bdi(lang === "ar" ? service.name_ar : service.name_en, lang);
+      primary.className = "name";
+      var other = lang === "ar" ? "en" : "ar";
+      var secondary = bdi(lang === "ar" ? service.name_en : service.name_ar, other);
       secondary.className = "name-secondary";
-      secondary.textContent = lang === "ar" ? service.name_en : service.name_ar;
-      name.appendChild(secondary);
+      names.appendChild(primary);
+      names.appendChild(secondary);
+      var figures = document.createElement("div");
+      figures.className = "figures";
+      var prefix = document.createElement("span");
+      prefix.className = "prefix";
+      prefix.textContent = service.prefix || "";
       var count = document.createElement("span");
       count.className = "count";
-      count.textContent = String((counts && counts[service.code]) || 0);
-      li.appendChild(name);
-      li.appendChild(count);
+      count.dir = "ltr";
+      count.textContent = String(counts[service.code] || 0);
+      var wait = document.createElement("span");
+      wait.className = "wait";
+      wait.dir = lang === "ar" ? "rtl" : "ltr";
+      wait.textContent = waitText(service.estimated_wait_minutes);
+      figures.appendChild(prefix);
+      figures.appendChild(count);
+      figures.appendChild(wait);
+      li.appendChild(names);
+      li.appendChild(figures);
       list.appendChild(li);
     });
+    var page = el("page");
+    page.hidden = pages < 2;
+    page.textContent = (pageIndex + 1) + " / " + pages;
+    body.dataset.pages = String(pages);
+  }
+
+  function renderOpenState(snapshot) {
+    var closed = snapshot.open === false;
+    el("open-view").hidden = closed;
+    el("closed-view").hidden = !closed;
+    body.dataset.open = closed ? "0" : "1";
+    el("opens").hidden = !snapshot.opens_at;
+    if (snapshot.opens_at) {
+      var when = new Date(snapshot.opens_at);
+      var options = { weekday: "long", hour: "2-digit", minute: "2-digit", timeZone: timezone };
+      try {
+        el("opens-at").textContent = when.toLocaleString(lang === "ar" ? "ar-JO" : "en-GB", options);
+      } catch (error) {
+        el("opens-at").textContent = when.toLocaleString();
+      }
+    }
+    if (snapshot.open_counters !== undefined) { el("open-counters").textContent = String(snapshot.open_counters); }
+  }
+
+  function applySnapshot(snapshot) {
+    services = snapshot.services || [];
+    counts = snapshot.waiting || {};
+    renderOpenState(snapshot);
+    renderWaiting();
   }
 
   function chime() {
@@ -91,6 +183,7 @@
         oscillator.stop(t + 0.35);
       });
       body.dataset.chimes = String(Number(body.dataset.chimes || 0) + 1);
+      body.dataset.audio = audio.state;
     } catch (error) { /* a screen without audio still shows the call */ }
   }
 
@@ -126,9 +219,10 @@
   function setOnline(online) {
     var status = el("connection");
     status.className = online ? "online" : "offline";
-    status.innerHTML = online
-      ? '<span lang="ar">متصل</span> · <span lang="en">Live</span>'
-      : '<span lang="ar">انقطع الاتصال، تجري إعادة المحاولة…</span> · <span lang="en">Reconnecting…</span>';
+    status.textContent = "";
+    status.appendChild(bdi(online ? "متصل" : "انقطع الاتصال، تجري إعادة المحاولة…", "ar"));
+    status.appendChild(document.createTextNode(" · "));
+    status.appendChild(bdi(online ? "Live" : "Reconnecting…", "en"));
     body.dataset.online = online ? "1" : "0";
   }
 
@@ -139,10 +233,9 @@
     source.addEventListener("snapshot", function (event) {
       var snapshot = parse(event);
       if (!snapshot) { return; }
-      services = snapshot.services || [];
       calls = (snapshot.recent_calls || []).slice(0, MAX_CALLS);
       renderCalls(false);
-      renderWaiting(snapshot.waiting || {});
+      applySnapshot(snapshot);
       setOnline(true);
       body.dataset.snapshots = String(Number(body.dataset.snapshots || 0) + 1);
     });
@@ -156,7 +249,10 @@
     });
     source.addEventListener("queue.updated", function (event) {
       var update = parse(event);
-      if (update) { renderWaiting(update.waiting || {}); }
+      if (update && update.waiting) {
+        counts = update.waiting;
+        renderWaiting();
+      }
     });
     source.addEventListener("error", function () {
       setOnline(false);
@@ -165,6 +261,25 @@
         reconnectTimer = setTimeout(function () { reconnectTimer = null; connect(); }, 3000);
       }
     });
+  }
+
+  // Estimates and the open/closed state move with counters and the clock, not only with events.
+  function refresh() {
+    fetch(snapshotUrl, { headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (snapshot) {
+        if (!snapshot) { return; }
+        applySnapshot(snapshot);
+        body.dataset.refreshes = String(Number(body.dataset.refreshes || 0) + 1);
+      })
+      .catch(function () { /* the stream's state stays on screen */ });
+  }
+
+  function nextPage() {
+    if (Number(body.dataset.pages || 1) > 1) {
+      pageIndex += 1;
+      renderWaiting();
+    }
   }
 
   function tick() {
@@ -176,11 +291,27 @@
     }
   }
 
+  // A kiosk-mode screen started with Chromium's --autoplay-policy=no-user-gesture-required has a running
+  // AudioContext from the start: no button to press. Elsewhere one click unlocks sound.
+  function soundReady() {
+    try {
+      var Context = window.AudioContext || window.webkitAudioContext;
+      if (!Context) { return; }
+      audio = audio || new Context();
+      body.dataset.audio = audio.state;
+      if (audio.state === "running") { el("sound").classList.add("on"); }
+    } catch (error) { /* no audio on this screen */ }
+  }
+
   el("sound").addEventListener("click", function () {
     chime();
     el("sound").classList.add("on");
   });
+  window.addEventListener("resize", renderWaiting);
+  soundReady();
   tick();
   setInterval(tick, 10000);
+  setInterval(nextPage, PAGE_SECONDS * 1000);
+  setInterval(refresh, REFRESH_SECONDS * 1000);
   connect();
 })();

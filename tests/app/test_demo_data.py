@@ -23,7 +23,7 @@ def test_demo_data_is_idempotent_and_lets_demo_citizens_sign_in(app, runner, cli
     counts = _counts(app)
     assert runner.invoke(args=["demo-data"]).exit_code == 0
     assert _counts(app) == counts
-    assert counts[0] == 50 + 10 + 5
+    assert counts[0] == 50 + 10 + 5 + 3
 
     r = client.post("/api/v1/auth/login", json={"national_id": "9990000001", "password": "Demo-pass-2026"})
     assert r.status_code == 200
@@ -32,6 +32,16 @@ def test_demo_data_is_idempotent_and_lets_demo_citizens_sign_in(app, runner, cli
     )
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {supervisor.json['access_token']}"}).json
     assert me["role"] == "supervisor" and me["centre_id"] == "amman-muqabalain"
+    # The airport is open around the clock, with two clerks and a supervisor of its own.
+    for national_id, role in (("9980000011", "staff"), ("9980000012", "staff"), ("9980000013", "supervisor")):
+        tokens = client.post(
+            "/api/v1/auth/login", json={"national_id": national_id, "password": "Demo-pass-2026"}
+        )
+        me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens.json['access_token']}"}).json
+        assert (me["role"], me["centre_id"]) == (role, "queen-alia-airport")
+    airport = client.get("/api/v1/centres/queen-alia-airport").json
+    assert all(hours == [["00:00", "24:00"]] for hours in airport["weekly_hours"].values())
+    assert len(airport["weekly_hours"]) == 7
     expat = client.post(
         "/api/v1/auth/login", json={"national_id": "9990000101", "password": "Demo-pass-2026"}
     )

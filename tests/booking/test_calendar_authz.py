@@ -109,3 +109,18 @@ def test_booking_endpoints_are_documented(client):
     hold = paths["/api/v1/bookings"]["post"]
     assert "201" in hold["responses"]
     assert any(p["name"] == "Idempotency-Key" for p in hold.get("parameters", []))
+
+
+def test_the_booking_qr_is_an_svg_of_its_reference_for_its_citizen_only(client, kit, make):
+    from app.qr import qr_svg
+
+    offering = make.offering()
+    citizen, other = kit.citizen_id(), kit.citizen_id()
+    ref, _, headers = _booking(client, kit, offering, citizen)
+    answer = client.get(f"/api/v1/bookings/{ref}/qr.svg", headers=headers)
+    assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
+    assert answer.get_data(as_text=True) == qr_svg(ref)  # the kiosk's scanner reads the reference itself
+    assert answer.get_data(as_text=True).startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    refused = client.get(f"/api/v1/bookings/{ref}/qr.svg", headers=kit.headers_for(other))
+    assert refused.status_code == 404
+    assert client.get(f"/api/v1/bookings/{ref}/qr.svg").status_code == 401

@@ -193,6 +193,25 @@ def test_day_whose_midnight_does_not_exist_starts_at_the_jump(timezone, day, sta
     assert [local_wall(slot.start, timezone).time() for slot in slots] == [time(1, 0), time(1, 30)]
 
 
+def test_a_day_open_until_24_00_has_slots_up_to_midnight():
+    monday = SUNDAY + timedelta(days=1)
+    slots = generate_slot_times(
+        weekly_hours={"mon": [["00:00", "24:00"]]},
+        closures=[],
+        timezone="Asia/Amman",
+        slot_minutes=20,
+        first_day=monday,
+        last_day=monday,
+    )
+    amman = ZoneInfo("Asia/Amman")
+    assert len(slots) == 72
+    assert slots[0].start.astimezone(amman) == datetime.combine(monday, time(0), tzinfo=amman)
+    assert slots[-1].end.astimezone(amman) == datetime.combine(
+        monday + timedelta(days=1), time(0), tzinfo=amman
+    )
+    assert {slot.local_date for slot in slots} == {monday}
+
+
 def test_validate_weekly_hours_normalises():
     parsed = validate_weekly_hours({"mon": [("13:00", "15:00"), ["08:00", "13:00"]], "fri": []})
     assert list(parsed) == list(WEEKDAYS)
@@ -207,7 +226,8 @@ def test_validate_weekly_hours_normalises():
         ({"monday": [["08:00", "12:00"]]}, "unknown weekday"),
         ({"Mon": [["08:00", "12:00"]]}, "unknown weekday"),
         ({"mon": [["8:00", "12:00"]]}, "HH:MM"),
-        ({"mon": [["08:00", "24:00"]]}, "HH:MM"),
+        ({"mon": [["24:00", "24:00"]]}, "HH:MM"),
+        ({"mon": [["08:00", "24:01"]]}, "HH:MM"),
         ({"mon": [["08:60", "12:00"]]}, "HH:MM"),
         ({"mon": [["08:00:00", "12:00"]]}, "HH:MM"),
         ({"mon": [["٠٨:٠٠", "12:00"]]}, "HH:MM"),

@@ -57,7 +57,7 @@ def test_display_shows_a_call_within_a_second(kit, live_server, browser):
         )
         assert time.monotonic() - started < 1.0
     assert page.text_content("#latest-counter") == "2"
-    assert page.text_content("#calls tr td.number") == "C-001"
+    assert page.text_content("#calls li .number") == "C-001"
     assert page.get_attribute("body", "data-chimes") == "1"  # the chime played through WebAudio
     assert page.text_content(f"#services li[data-service='{site.other.code}'] .count") == "0"
     page.close()
