@@ -19,6 +19,7 @@ BLUEPRINTS = (
     "app.catalogue.routes:bp",
     "app.catalogue.routes:admin_bp",
     "booking.routes:bp",
+    "booking.release_routes:bp",
     "notifications.routes:bp",
     "ticketing.routes:bp",
     "ticketing.routes:pages_bp",
@@ -29,7 +30,9 @@ MODELS = (
     "app.catalogue.models",
     "app.accounts.models",
     "app.idempotency",
+    "app.audit",
     "booking.models",
+    "booking.release_models",
     "notifications.models",
     "ticketing.models",
 )

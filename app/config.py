@@ -86,6 +86,9 @@ class Settings:
     resident_horizon_days: int = 30
     expatriate_horizon_days: int = 90
     cancel_release_delay_minutes: int = 30
+    # Release day (SPEC §9): how long a seat offered from a waitlist is held, and a draw's default hold.
+    waitlist_offer_minutes: int = 120
+    draw_confirm_hours: int = 24
     # Sold-out gate (booking/seatgate.py): how long a slot seen full is refused from Redis alone (0: off).
     seat_gate_ms: int = 5000
     max_active_bookings: int = 3
@@ -139,6 +142,7 @@ class Settings:
     job_close_day_seconds: int = 900
     job_expire_unanswered_calls_seconds: int = 60
     job_prune_idempotency_keys_seconds: int = 3600
+    job_run_due_draws_seconds: int = 30
     log_json: bool = True
     log_level: str = "INFO"
 

@@ -112,6 +112,8 @@ SERVICES: list[dict[str, Any]] = [
 ]
 ALL_SERVICES = [s["code"] for s in SERVICES]
 PASSPORTS = ["passport.renew", "passport.issue"]
+# SPEC §9: this offering's seats are given by draws (the demo opens one).
+DEMO_DRAW_OFFERING = ("irbid", "passport.issue")
 ONE_STOP_SET = [
     *PASSPORTS,
     "civil.non_conviction",
@@ -446,6 +448,7 @@ def load_demo_data() -> dict[str, int]:
                 walk_in_share=25 if c["kind"] == "one_stop" and passport else 0,
                 urgent_reserve_per_day=5 if passport else 0,
                 active=True,
+                allocation="draw" if (c["id"], code) == DEMO_DRAW_OFFERING else "first_come",
             )
             if code in offered:
                 for name, value in values.items():
@@ -490,4 +493,42 @@ def load_demo_data() -> dict[str, int]:
 
     for c in CENTRES:
         schedule_changed.send(c["id"], offering_id=None)
+    _demo_draw()
     return {"centres": len(CENTRES), "services": len(SERVICES), "people": len(people)}
+
+
+def _demo_draw() -> None:
+    """SPEC §9: an open draw for passport.issue at Irbid over days 21-27 ahead, closing in 7 days (once)."""
+    import zoneinfo
+
+    # The shell imports no domain statically; the demo reaches booking's service at run time.
+    from booking.draws import create_draw
+    from booking.release_models import Draw
+
+    centre_id, service_code = DEMO_DRAW_OFFERING
+    offering = db.session.scalar(
+        select(Offering).where(Offering.centre_id == centre_id, Offering.service_code == service_code)
+    )
+    today = clock.now().astimezone(zoneinfo.ZoneInfo("Asia/Amman")).date()
+    days_from, days_to = today + dt.timedelta(days=21), today + dt.timedelta(days=27)
+    overlapping = db.session.scalar(
+        select(Draw.id).where(
+            Draw.offering_id == offering.id,
+            Draw.status != "cancelled",
+            Draw.days_from <= days_to,
+            Draw.days_to >= days_from,
+        )
+    )
+    if overlapping is not None:
+        return
+    admin = db.session.scalar(select(Account.id).where(Account.role == "admin").order_by(Account.id))
+    now = clock.now()
+    create_draw(
+        admin_id=admin,
+        centre_id=centre_id,
+        service_code=service_code,
+        days_from=days_from,
+        days_to=days_to,
+        entries_open_at=now,
+        entries_close_at=now + dt.timedelta(days=7),
+    )

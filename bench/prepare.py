@@ -29,13 +29,14 @@ BENCH_NID_PREFIX = "97"  # demo people are 999…/998…: no clash
 BENCH_PASSWORD = "Bench-pass-2026"
 
 
-def create_citizens(count: int) -> list[tuple[int, str]]:
-    """`count` verified resident citizens whose passport expires soon (may renew); returns (id, token)."""
+def create_citizens(count: int, *, start: int = 0) -> list[tuple[int, str]]:
+    """Verified resident citizens `start`..`count - 1` whose passport expires soon (may renew); returns
+    (id, token) of every bench citizen."""
     today = clock.now().date()
     now = clock.now()
     password_hash = hash_password(BENCH_PASSWORD)
     people, accounts = [], []
-    for n in range(count):
+    for n in range(start, count):
         nid = f"{BENCH_NID_PREFIX}{n:08d}"
         born = dt.date(1960 + n % 40, 1 + n % 12, 1 + n % 28)
         people.append(
@@ -65,9 +66,9 @@ def create_citizens(count: int) -> list[tuple[int, str]]:
                 created_at=now,
             )
         )
-    for start in range(0, count, 1000):
-        db.session.execute(insert(RegistryPerson), people[start : start + 1000])
-        db.session.execute(insert(Account), accounts[start : start + 1000])
+    for chunk in range(0, len(people), 1000):
+        db.session.execute(insert(RegistryPerson), people[chunk : chunk + 1000])
+        db.session.execute(insert(Account), accounts[chunk : chunk + 1000])
     db.session.commit()
     rows = db.session.execute(
         select(Account.id, Account.language, Account.phone)

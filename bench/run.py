@@ -961,6 +961,12 @@ class Bench:
             self.scenario("display", self.display)
             if not self.args.no_limits:
                 self.scenario("surge_limits_on", self.surge_limits_on)
+            # Release day (SPEC §9), last: they change an offering to draws and fill slots.
+            from bench import release
+
+            self.scenario("draw_entries", lambda: release.draw_entries(self))
+            self.scenario("draw_run", lambda: release.draw_run(self))
+            self.scenario("waitlist_handover", lambda: release.waitlist_handover(self))
         finally:
             self.stop_server()
         self.results["machine"]["loadavg_after"] = os.getloadavg()
@@ -1241,9 +1247,13 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("availability", "availability, 30 days"),
         ("kiosk_tickets", "kiosk ticket"),
         ("counters", "call-next or complete"),
+        ("draw_entries", "draw entry"),
     ):
         if cpu.get(name) is not None:
             row(f"worker CPU per request: {label}", cpu[name], "ms", cpu.get("hello"), "hello", scenario=name)
+    from bench import release
+
+    release.summary_rows(s, row, hello)
     return rows
 
 
@@ -1301,7 +1311,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="*",
         help="run only these scenarios (pgbench hello availability "
-        "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on)",
+        "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on "
+        "draw_entries draw_run waitlist_handover)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy a worker during a month surge")
     parser.add_argument("--no-limits", action="store_true", help="skip the rate-limits-on scenario")

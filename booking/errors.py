@@ -117,3 +117,66 @@ class BookingNotConfirmed(Conflict):
 class UrgentReserveExhausted(Conflict):
     code = "urgent_reserve_exhausted"
     message = _l("No urgent places are left on that day.")
+
+
+# Release day (SPEC §9): draws and waitlists.
+
+
+class DrawNotFound(NotFound):
+    code = "not_found"
+    message = _l("Draw not found.")
+
+
+class InDraw(Conflict):
+    code = "in_draw"
+    message = _l("Places on this day are given by a draw, not first come. Enter the draw instead.")
+
+
+class DrawClosed(Conflict):
+    code = "draw_closed"
+    message = _l("Entries to this draw are closed.")
+
+
+class DrawNotOpenYet(Conflict):
+    code = "draw_not_open"
+    message = _l("Entries to this draw are not open yet. The details say when they open.")
+
+
+class AlreadyEntered(Conflict):
+    code = "already_entered"
+    message = _l("This person has already entered this draw.")
+
+
+class EntryNotFound(NotFound):
+    code = "not_found"
+    message = _l("You have no entry in this draw.")
+
+
+class DrawNotDrawn(Conflict):
+    code = "draw_not_drawn"
+    message = _l("This draw has not been drawn yet.")
+
+
+class DrawInProgress(Conflict):
+    code = "draw_in_progress"
+    message = _l("This draw is being drawn right now. Try again in a moment.")
+
+
+class InvalidDrawState(Conflict):
+    code = "invalid_draw_state"
+    message = _l("This draw cannot be changed in its current state.")
+
+
+class DrawAllocation(Conflict):
+    code = "draw_allocation"
+    message = _l("Places for this service here are given by draws: there is no waiting list.")
+
+
+class AlreadyWaitlisted(Conflict):
+    code = "already_waitlisted"
+    message = _l("You are already on a waiting list for this kind of service.")
+
+
+class WaitlistNotFound(NotFound):
+    code = "not_found"
+    message = _l("Waiting list place not found.")

@@ -40,7 +40,8 @@ SUSPENSION_KINDS = ("no_show", "cancel_cooldown")
 SUSPENSION_SCOPES = ("high_demand", "all")
 
 _ACTIVE_REGULAR = "status IN ('held', 'confirmed') AND kind = 'regular'"
-_HELD = "status = 'held'"
+# Seats handed out by a draw or a waitlist are held too, but they do not use up the citizen's one hold.
+_HELD = "status = 'held' AND draw_entry_id IS NULL AND waitlist_entry_id IS NULL"
 
 
 class Slot(db.Model):
@@ -101,6 +102,8 @@ class Booking(db.Model):
         Index("ix_bookings_account_id_created_at", "account_id", "created_at"),
         Index("ix_bookings_slot_id_status", "slot_id", "status"),
         Index("ix_bookings_status_hold_expires_at", "status", "hold_expires_at"),
+        Index("uq_bookings_draw_entry_id", "draw_entry_id", unique=True),
+        Index("uq_bookings_waitlist_entry_id", "waitlist_entry_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -125,6 +128,11 @@ class Booking(db.Model):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     no_show_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     rescheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set when the seat came from a draw (won or offered) or a waitlist offer: one booking per entry, ever.
+    draw_entry_id: Mapped[int | None] = mapped_column(ForeignKey("draw_entries.id", ondelete="SET NULL"))
+    waitlist_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("waitlist_entries.id", ondelete="SET NULL")
+    )
 
     slot: Mapped[Slot | None] = relationship()
     centre: Mapped[Centre] = relationship()

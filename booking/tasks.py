@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from booking import services
+from booking import draws, services
 
 
 def generate_slots() -> int:
@@ -18,3 +18,8 @@ def expire_holds() -> int:
 def mark_no_shows() -> int:
     """Confirmed bookings not checked in by slot end + grace become no-shows (and may suspend)."""
     return services.mark_no_shows()
+
+
+def run_due_draws() -> int:
+    """Draw every draw whose entries have closed (resumes one that died half-way); returns how many."""
+    return draws.run_due_draws()

@@ -81,6 +81,27 @@ TEXTS: dict[str, tuple[str, str]] = {
         N_("Your turn is near"),
         N_("Ticket %(number)s: your turn is near (%(ahead)s ahead of you). Please stay near the counters."),
     ),
+    "draw_won": (
+        N_("You have a place"),
+        N_(
+            "The draw for %(service)s at %(centre)s gave you %(start)s (%(reference)s). "
+            "Confirm it by %(until_time)s or it goes to the next person."
+        ),
+    ),
+    "draw_waitlisted": (
+        N_("You are on the waiting list"),
+        N_(
+            "The draw for %(service)s at %(centre)s is done and you did not get a place yet. "
+            "You are on its waiting list: if a place comes free, it is offered to you in draw order."
+        ),
+    ),
+    "waitlist_offer": (
+        N_("A place came free for you"),
+        N_(
+            "A place for %(service)s at %(centre)s on %(start)s is held for you (%(reference)s). "
+            "Confirm it by %(until_time)s or it goes to the next person."
+        ),
+    ),
     "ticket_called": (
         N_("Go to counter %(counter)s"),
         N_("Ticket %(number)s: please go to counter %(counter)s now."),
@@ -98,6 +119,8 @@ ROUTING_FIELDS = (
     "service_code",
     "counter",
     "number",
+    "draw_id",
+    "waitlist_id",
 )
 _PLACEHOLDERS = (
     "reference",
@@ -111,6 +134,7 @@ _PLACEHOLDERS = (
     "number",
     "ahead",
     "counter",
+    "until_time",
 )
 
 
@@ -165,6 +189,9 @@ def _values(params: Mapping[str, Any], language: str) -> dict[str, str]:
     until = _instant(params.get("until"), zone)
     if until is not None:
         values["until"] = until.strftime("%Y-%m-%d")
+    until_time = _instant(params.get("until_time"), zone)
+    if until_time is not None:
+        values["until_time"] = until_time.strftime("%Y-%m-%d %H:%M")
     if not values["counter"] and params.get("counter_number") is not None:
         values["counter"] = str(params["counter_number"])
     return values

@@ -69,6 +69,51 @@ def queue_notification(
     return db.session.execute(stmt).scalar() is not None
 
 
+def notify_citizens(
+    *, account_ids: list[int], kind: str, params: Mapping[str, Any], dedupe_prefix: str, keys: list[str]
+) -> int:
+    """One notification of `kind` with the same params to many citizens (no commit); returns rows added.
+
+    Rendered once per language and inserted in batches, for release-day crowds (a draw's waitlist);
+    `dedupe_prefix:key` per citizen makes a replay add nothing.
+    """
+    if not account_ids:
+        return 0
+    languages: dict[int, str] = {}
+    for start in range(0, len(account_ids), 5000):
+        chunk = account_ids[start : start + 5000]
+        languages.update(
+            db.session.execute(select(Account.id, Account.language).where(Account.id.in_(chunk))).all()
+        )
+    texts = {language: render(kind, params, language) for language in set(languages.values())}
+    data = routing_data(kind, params, None)
+    now = clock.now()
+    rows = [
+        {
+            "account_id": account_id,
+            "kind": kind,
+            "language": texts[languages[account_id]].language,
+            "title": texts[languages[account_id]].title[:300],
+            "body": texts[languages[account_id]].body[:1000],
+            "data": data,
+            "dedupe_key": f"{dedupe_prefix}:{key}",
+            "created_at": now,
+        }
+        for account_id, key in zip(account_ids, keys, strict=True)
+        if account_id in languages
+    ]
+    dialect = postgresql if is_postgres(db.session.get_bind()) else sqlite
+    added = 0
+    for start in range(0, len(rows), 2000):
+        stmt = (
+            dialect.insert(Notification)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(Notification.id)
+        )
+        added += len(db.session.connection().execute(stmt, rows[start : start + 2000]).all())
+    return added
+
+
 # ---------------------------------------------------------------------------------------- devices
 
 

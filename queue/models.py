@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -14,13 +13,13 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
+from app.audit import AuditEntry  # noqa: F401  (moved to the shell; re-exported for queue code)
 from app.catalogue.models import Centre, Counter, Service
 from app.database import UTCDateTime
 from app.extensions import db
@@ -201,23 +200,3 @@ class UrgentRequest(db.Model):
     @property
     def timezone(self) -> str:
         return self.centre.timezone
-
-
-class AuditEntry(db.Model):
-    """Who decided or overrode what, when and why. Append-only: the code never updates or deletes it,
-    and on PostgreSQL a trigger refuses UPDATE and DELETE."""
-
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # Not a foreign key: kiosks act too, and an entry must outlive whatever it names.
-    actor_id: Mapped[int | None] = mapped_column(Integer)
-    actor_role: Mapped[str] = mapped_column(String(20))
-    action: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str] = mapped_column(String(64))
-    centre_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    reason: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)

@@ -12,6 +12,7 @@ from app.extensions import db
 
 CENTRE_KINDS = ("one_stop", "passport_office", "embassy")
 ELIGIBILITY_RULES = ("none", "passport_renew", "passport_issue")
+ALLOCATIONS = ("first_come", "draw")
 
 
 class Centre(db.Model):
@@ -91,6 +92,7 @@ class Offering(db.Model):
         CheckConstraint("slot_minutes BETWEEN 5 AND 480", name="slot_minutes_range"),
         CheckConstraint("walk_in_share BETWEEN 0 AND 100", name="walk_in_share_range"),
         CheckConstraint("urgent_reserve_per_day >= 0", name="urgent_reserve_nonnegative"),
+        CheckConstraint("allocation IN ('first_come', 'draw')", name="allocation"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -103,6 +105,8 @@ class Offering(db.Model):
     horizon_days: Mapped[int | None] = mapped_column(Integer)
     weekly_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How release-day seats are given (SPEC §9): first come, or by draws (booking/draws.py).
+    allocation: Mapped[str] = mapped_column(String(12), default="first_come", server_default="first_come")
 
     centre: Mapped[Centre] = relationship(back_populates="offerings")
     service: Mapped[Service] = relationship(lazy="joined")

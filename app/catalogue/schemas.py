@@ -6,7 +6,7 @@ import zoneinfo
 import marshmallow as ma
 from marshmallow import validate
 
-from app.catalogue.models import CENTRE_KINDS, ELIGIBILITY_RULES
+from app.catalogue.models import ALLOCATIONS, CENTRE_KINDS, ELIGIBILITY_RULES
 from app.schemas import BaseSchema, QuerySchema
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -124,6 +124,11 @@ class OfferingSchema(BaseSchema):
         load_default=None, allow_none=True, metadata={"description": "Overrides the centre's hours when set"}
     )
     active = ma.fields.Boolean(load_default=True)
+    allocation = ma.fields.String(
+        load_default="first_come",
+        validate=validate.OneOf(ALLOCATIONS),
+        metadata={"description": "first_come, or draw (seats given by draws, SPEC §9)"},
+    )
 
 
 class OfferingUpdateSchema(OfferingSchema):

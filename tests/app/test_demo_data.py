@@ -24,6 +24,16 @@ def test_demo_data_is_idempotent_and_lets_demo_citizens_sign_in(app, runner, cli
     assert runner.invoke(args=["demo-data"]).exit_code == 0
     assert _counts(app) == counts
     assert counts[0] == 50 + 10 + 5 + 3
+    with app.app_context():
+        from app.extensions import db
+        from booking.release_models import Draw
+
+        draws = db.session.scalars(select(Draw)).all()
+        assert [(d.centre_id, d.service_code, d.status) for d in draws] == [
+            ("irbid", "passport.issue", "open")
+        ]
+        assert (draws[0].days_to - draws[0].days_from).days == 6
+        assert 6.9 <= (draws[0].entries_close_at - draws[0].entries_open_at).total_seconds() / 86400 <= 7
 
     r = client.post("/api/v1/auth/login", json={"national_id": "9990000001", "password": "Demo-pass-2026"})
     assert r.status_code == 200

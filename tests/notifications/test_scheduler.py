@@ -25,6 +25,7 @@ EXPECTED_JOBS = {
     "generate_slots": "booking.tasks:generate_slots",
     "expire_holds": "booking.tasks:expire_holds",
     "mark_no_shows": "booking.tasks:mark_no_shows",
+    "run_due_draws": "booking.tasks:run_due_draws",
     "send_reminders": "notifications.tasks:send_reminders",
     "dispatch_outbox": "notifications.tasks:dispatch_outbox",
     "close_day": "ticketing.tasks:close_day",
