@@ -30,6 +30,7 @@ from app.catalogue.models import Centre, Offering, Service
 from app.errors import NotFound
 from app.extensions import db
 from app.redis_client import get_redis
+from booking.draws import keeps_off_sale
 from booking.models import Booking, Slot
 from booking.services import _due_release
 
@@ -93,6 +94,8 @@ def list_available_slots(
         # `capacity - booked + stale > 0`, given booked <= capacity (a constraint): the count runs only
         # for full slots here, and once more in the SELECT list for the slots answered.
         or_(Slot.booked < Slot.capacity, stale > 0),
+        # Days a draw gives are not on first-come sale (SPEC §9).
+        ~keeps_off_sale(Offering.id, Slot.local_date).correlate(Offering, Slot).exists(),
     ]
     if date_from is not None:
         slot_filters.append(Slot.local_date >= date_from)

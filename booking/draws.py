@@ -493,9 +493,9 @@ def entry_booking(entry_id: int) -> Booking | None:
 # ----------------------------------------------------------------------------- first-come guard
 
 
-def undrawn_draw_for(*, offering_id: int, local_date: dt.date) -> int | None:
-    """The draw keeping this day of the offering off first-come sale (undrawn, or drawn and people wait)."""
-    return db.session.scalar(
+def keeps_off_sale(offering_id: Any, local_date: Any):
+    """SQL: a draw keeps this offering's day off first-come sale (undrawn, or drawn while people wait)."""
+    return (
         select(Draw.id)
         .where(
             Draw.offering_id == offering_id,
@@ -507,6 +507,11 @@ def undrawn_draw_for(*, offering_id: int, local_date: dt.date) -> int | None:
         )
         .limit(1)
     )
+
+
+def undrawn_draw_for(*, offering_id: int, local_date: dt.date) -> int | None:
+    """The draw keeping this day of the offering off first-come sale, if any."""
+    return db.session.scalar(keeps_off_sale(offering_id, local_date))
 
 
 def check_first_come(*, slot: Slot, account_id: int, group: str) -> None:

@@ -352,3 +352,16 @@ def test_a_burst_of_entries_at_the_close_never_lands_after_the_draw(release, kit
     assert _count(kit, DrawEntry, status="entered") == 0
     assert _count(kit, DrawEntry, rank=None) == 0
     assert _count(kit, IdempotencyKey) == 0
+
+
+def test_slots_of_an_undrawn_draw_are_not_listed_for_first_come_sale(release, kit, client):
+    citizen = kit.citizen_id()
+    path = (
+        f"/api/v1/centres/{release.offering.centre_id}/slots?service={release.offering.service_code}"
+        f"&from={release.days[0]}&to={release.days[1]}"
+    )
+    assert len(client.get(path, headers=kit.headers_for(citizen)).get_json()) == 6
+    draw_id = release.create().get_json()["draw_id"]
+    assert client.get(path, headers=kit.headers_for(citizen)).get_json() == []
+    client.post(f"/api/v1/admin/draws/{draw_id}/cancel", json={}, headers=release.admin_headers)
+    assert len(client.get(path, headers=kit.headers_for(citizen)).get_json()) == 6
