@@ -25,13 +25,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, case, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.accounts.models import Account
 from app.audit import record_audit
-from app.catalogue.models import Offering, Service
+from app.catalogue.models import Centre, Offering, Service
 from app.database import is_postgres
 from app.errors import AppError, ValidationFailed
 from app.extensions import db
@@ -338,12 +338,28 @@ def cancel_draw(*, admin_id: int, draw_id: int, reason: str | None = None) -> Dr
 # ---------------------------------------------------------------------------------------- entries
 
 
-def _live_entry_in_group(account_id: int, group: str, *, other_than: int | None = None):
+def _entries_gate(draw_id: int, *, closing: bool = False) -> None:
+    """Entrants hold a draw's gate shared for their transaction, the close takes it exclusively.
+
+    So no entry commits after the close has read the entries. A transaction-scoped advisory lock, not
+    `FOR SHARE` on the draw row: thousands of concurrent shared row locks would each rewrite the row's
+    multixact; advisory locks live in the lock manager only. SQLite serialises writers anyway.
+    """
+    if _postgres():
+        function = "pg_advisory_xact_lock" if closing else "pg_advisory_xact_lock_shared"
+        db.session.execute(text(f"SELECT {function}(7321, :d)"), {"d": draw_id})
+
+
+def _accounts(column: Any, account_id: int | Sequence[int]) -> Any:
+    return column.in_(account_id) if isinstance(account_id, list | tuple) else column == account_id
+
+
+def _live_entry_in_group(account_id: int | Sequence[int], group: str, *, other_than: int | None = None):
     query = (
         select(DrawEntry.draw_id)
         .join(Draw, Draw.id == DrawEntry.draw_id)
         .where(
-            DrawEntry.account_id == account_id,
+            _accounts(DrawEntry.account_id, account_id),
             DrawEntry.service_group == group,
             DrawEntry.status == "entered",
             Draw.status.in_(UNDRAWN_STATUSES),
@@ -351,21 +367,39 @@ def _live_entry_in_group(account_id: int, group: str, *, other_than: int | None 
     )
     if other_than is not None:
         query = query.where(DrawEntry.draw_id != other_than)
-    return db.session.scalar(query.limit(1))
+    return query.limit(1)
 
 
-def _active_booking_in_group(account_id: int, group: str) -> str | None:
+def _active_booking_in_group(account_id: int | Sequence[int], group: str):
     now = clock.now()
-    return db.session.scalar(
+    return (
         select(Booking.reference)
         .where(
-            Booking.account_id == account_id,
+            _accounts(Booking.account_id, account_id),
             Booking.service_group == group,
             Booking.kind == "regular",
             or_(Booking.status == "confirmed", and_(Booking.status == "held", Booking.hold_expires_at > now)),
         )
         .limit(1)
     )
+
+
+def check_group_quota(account_id: int, group: str, *, other_than_draw: int | None = None) -> None:
+    """An active booking or a live draw entry of the group refuses another (one round trip)."""
+    reference, draw_id = db.session.execute(
+        select(
+            _active_booking_in_group(account_id, group).scalar_subquery(),
+            _live_entry_in_group(account_id, group, other_than=other_than_draw).scalar_subquery(),
+        )
+    ).one()
+    if reference is not None:
+        raise errors.ActiveBookingExists(
+            details={"reason": "per_group", "service_group": group, "reference": reference}
+        )
+    if draw_id is not None:
+        raise errors.ActiveBookingExists(
+            details={"reason": "draw_entry", "service_group": group, "draw_id": draw_id}
+        )
 
 
 def _check_entrant(
@@ -376,30 +410,28 @@ def _check_entrant(
 
     _check_suspensions(account, service, clock.now(), tz)
     check_eligibility(account=account, service=service, today=today)
-    reference = _active_booking_in_group(account.id, group)
-    if reference is not None:
-        raise errors.ActiveBookingExists(
-            details={"reason": "per_group", "service_group": group, "reference": reference}
-        )
-    other = _live_entry_in_group(account.id, group, other_than=draw_id)
-    if other is not None:
-        raise errors.ActiveBookingExists(
-            details={"reason": "draw_entry", "service_group": group, "draw_id": other}
-        )
+    check_group_quota(account.id, group, other_than_draw=draw_id)
 
 
 def enter_draw(*, account_id: int, draw_id: int, part_of_day: str = "any") -> DrawEntry:
-    """Enter a draw: one row, no slot touched (201 entered); refusals write nothing (commits)."""
+    """Enter a draw: one row, no slot touched (201 entered); refusals write nothing (commits).
+
+    A second entry of the same person is refused by the unique (draw, national id) constraint itself.
+    """
     from booking.services import _get_account
 
     try:
-        query = select(Draw).where(Draw.id == draw_id)
-        if _postgres():
-            # Shared with every other entrant; the draw's close takes it exclusively, so no entry lands after.
-            query = query.with_for_update(read=True)
-        draw = db.session.scalar(query)
-        if draw is None:
+        _entries_gate(draw_id)
+        row = db.session.execute(
+            select(Draw, Centre.timezone, Service)
+            .join(Centre, Centre.id == Draw.centre_id)
+            .join(Service, Service.code == Draw.service_code)
+            .where(Draw.id == draw_id)
+            .execution_options(populate_existing=True)
+        ).first()
+        if row is None:
             raise errors.DrawNotFound()
+        draw, timezone, service = row
         now = clock.now()
         if draw.status != "open" or now >= draw.entries_close_at:
             raise errors.DrawClosed(
@@ -410,21 +442,8 @@ def enter_draw(*, account_id: int, draw_id: int, part_of_day: str = "any") -> Dr
                 details={"draw_id": draw.id, "entries_open_at": draw.entries_open_at.isoformat()}
             )
         account = _get_account(account_id)
-        existing = db.session.scalar(
-            select(DrawEntry.status).where(
-                DrawEntry.draw_id == draw.id, DrawEntry.national_id == account.national_id
-            )
-        )
-        if existing is not None:
-            raise errors.AlreadyEntered(details={"draw_id": draw.id, "status": existing})
-        service = db.session.get(Service, draw.service_code)
         _check_entrant(
-            account,
-            service,
-            group=draw.service_group,
-            today=draw.days_from,
-            tz=draw.centre.timezone,
-            draw_id=draw.id,
+            account, service, group=draw.service_group, today=draw.days_from, tz=timezone, draw_id=draw.id
         )
         entry = DrawEntry(
             draw_id=draw.id,
@@ -460,8 +479,7 @@ def withdraw_entry(*, account_id: int, draw_id: int) -> DrawEntry:
     now = clock.now()
     if draw.status != "open" or now >= draw.entries_close_at:
         raise errors.DrawClosed(details={"draw_id": draw.id})
-    if _postgres():
-        db.session.execute(select(Draw.id).where(Draw.id == draw_id).with_for_update(read=True))
+    _entries_gate(draw_id)
     changed = db.session.execute(
         update(DrawEntry)
         .where(DrawEntry.id == entry.id, DrawEntry.status == "entered")
@@ -519,7 +537,7 @@ def check_first_come(*, slot: Slot, account_id: int, group: str) -> None:
     draw_id = undrawn_draw_for(offering_id=slot.offering_id, local_date=slot.local_date)
     if draw_id is not None:
         raise errors.InDraw(details={"draw_id": draw_id})
-    entered = _live_entry_in_group(account_id, group)
+    entered = db.session.scalar(_live_entry_in_group(account_id, group))
     if entered is not None:
         raise errors.ActiveBookingExists(
             details={"reason": "draw_entry", "service_group": group, "draw_id": entered}
@@ -572,6 +590,7 @@ def run_draw(*, draw_id: int, actor_id: int | None = None, actor_role: str = "sy
 def _close_entries(draw_id: int, *, actor_id: int | None, actor_role: str) -> None:
     draw = get_draw(draw_id=draw_id)
     if draw.status == "open":
+        _entries_gate(draw_id, closing=True)
         changed = db.session.execute(
             update(Draw)
             .where(Draw.id == draw_id, Draw.status == "open")
@@ -606,23 +625,73 @@ def _seat_snapshot(draw: Draw) -> list[dict[str, Any]]:
     ]
 
 
-def _exclusion(entry: DrawEntry, draw: Draw, service: Service, accounts: dict[int, Account]) -> str | None:
-    """Why an entrant is left out at the draw (eligibility, suspension, group quota), or None."""
-    account = accounts.get(entry.account_id)
-    if account is None or not account.is_verified:
-        return "account"
-    try:
-        _check_entrant(
-            account,
-            service,
-            group=draw.service_group,
-            today=draw.days_from,
-            tz=draw.centre.timezone,
-            draw_id=draw.id,
+class _Screen:
+    """The checks of entrants at the draw, read a chunk of entrants at a time (a few queries a chunk).
+
+    The same rules as at entry (`_check_entrant`): suspensions in force for the service, an active
+    booking or a live entry of the group, and eligibility. Accounts and registry records are loaded in
+    bulk and held, so the per-entrant eligibility check finds them in the session instead of the database.
+    """
+
+    def __init__(self, draw: Draw, service: Service) -> None:
+        self.draw, self.service = draw, service
+        self.held: list[Any] = []  # the session's identity map is weak: keep what was loaded alive
+        self.loaded: set[int] = set()
+        self.refused: dict[int, str] = {}
+
+    def load(self, account_ids: Sequence[int]) -> None:
+        from app.registry.models import RegistryPerson
+        from booking.models import BookingSuspension
+
+        ids = [i for i in dict.fromkeys(account_ids) if i not in self.loaded]
+        if not ids:
+            return
+        self.loaded.update(ids)
+        accounts = list(db.session.scalars(select(Account).where(Account.id.in_(ids))))
+        people = db.session.scalars(
+            select(RegistryPerson).where(RegistryPerson.national_id.in_([a.national_id for a in accounts]))
         )
-    except AppError as refusal:
-        return str(refusal.details.get("reason") or refusal.code)[:40]
-    return None
+        self.held += [*accounts, *people]
+        now = clock.now()
+        scopes = ("all", "high_demand") if self.service.high_demand else ("all",)
+        for account_id, kind in db.session.execute(
+            select(BookingSuspension.account_id, BookingSuspension.kind).where(
+                BookingSuspension.account_id.in_(ids),
+                BookingSuspension.lifted_at.is_(None),
+                BookingSuspension.until > now,
+                BookingSuspension.scope.in_(scopes),
+            )
+        ):
+            self.refused.setdefault(account_id, kind)
+        group = self.draw.service_group
+        for (account_id,) in db.session.execute(
+            _active_booking_in_group(ids, group).with_only_columns(Booking.account_id).limit(None)
+        ):
+            self.refused.setdefault(account_id, "per_group")
+        for (account_id,) in db.session.execute(
+            _live_entry_in_group(ids, group, other_than=self.draw.id)
+            .with_only_columns(DrawEntry.account_id)
+            .limit(None)
+        ):
+            self.refused.setdefault(account_id, "draw_entry")
+
+    def reason(self, account_id: int) -> str | None:
+        """Why this entrant is left out at the draw, or None."""
+        from booking.services import check_eligibility
+
+        account = db.session.get(Account, account_id)
+        if account is None or account.role != "citizen" or not account.is_verified:
+            return "account"
+        if account_id in self.refused:
+            return self.refused[account_id]
+        try:
+            check_eligibility(account=account, service=self.service, today=self.draw.days_from)
+        except AppError as refusal:
+            return str(refusal.details.get("reason") or refusal.code)[:40]
+        return None
+
+
+SCREEN_CHUNK = 1000
 
 
 def _plan(draw_id: int) -> None:
@@ -651,20 +720,18 @@ def _plan(draw_id: int) -> None:
             plan[entry.id] = {"id": entry.id, "rank": rank, "planned_slot_id": None, "excluded_reason": None}
             candidates.append(entry)
         # Only entrants who would get a seat are checked now; the waitlisted are checked when offered one.
-        accounts: dict[int, Account] = {}
-        for entry in candidates:
+        screen = _Screen(draw, service)
+        for index, entry in enumerate(candidates):
             if pool.empty():
                 break
-            if entry.account_id not in accounts:
-                accounts[entry.account_id] = db.session.get(Account, entry.account_id)
-            reason = _exclusion(entry, draw, service, accounts)
+            if index % SCREEN_CHUNK == 0:
+                screen.load([c.account_id for c in candidates[index : index + SCREEN_CHUNK]])
+            reason = screen.reason(entry.account_id)
             if reason is not None:
                 plan[entry.id].update(excluded_reason=reason, status="lost")
                 continue
             plan[entry.id]["planned_slot_id"] = pool.take(entry.part_of_day)
-        rows = [{"status": "entered", **row} for row in plan.values()]
-        for start in range(0, len(rows), 5000):
-            db.session.execute(update(DrawEntry), rows[start : start + 5000])
+        _store_plan([{"status": "entered", **row} for row in plan.values()])
         db.session.execute(
             update(Draw)
             .where(Draw.id == draw_id)
@@ -677,13 +744,43 @@ def _plan(draw_id: int) -> None:
         raise
 
 
+def _store_plan(rows: list[dict[str, Any]]) -> None:
+    """Write every entry's rank, planned seat and exclusion: on PostgreSQL one UPDATE per 5,000 entries."""
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start : start + 5000]
+        if not _postgres():
+            db.session.execute(update(DrawEntry), chunk)
+            continue
+        db.session.execute(
+            text(
+                "UPDATE draw_entries AS e SET rank = v.rank, planned_slot_id = v.slot, "
+                "excluded_reason = v.reason, status = v.status "
+                "FROM unnest(CAST(:ids AS integer[]), CAST(:ranks AS integer[]), CAST(:slots AS integer[]), "
+                "CAST(:reasons AS text[]), CAST(:statuses AS text[])) AS v(id, rank, slot, reason, status) "
+                "WHERE e.id = v.id"
+            ),
+            {
+                "ids": [r["id"] for r in chunk],
+                "ranks": [r["rank"] for r in chunk],
+                "slots": [r["planned_slot_id"] for r in chunk],
+                "reasons": [r["excluded_reason"] for r in chunk],
+                "statuses": [r["status"] for r in chunk],
+            },
+        )
+
+
 def _seat_winners(draw_id: int) -> int:
-    """Give the next batch of planned winners their held bookings (one transaction); returns how many."""
-    from booking.services import _insert_booking, _notify
+    """Give the next batch of planned winners their held bookings (one transaction); returns how many.
+
+    The batch takes its seats with one UPDATE and writes its bookings with one multi-row INSERT; if any
+    of it trips (a seat gone since the close, a citizen who booked the group meanwhile) the batch is
+    redone winner by winner, so the one who tripped waits or is out and the others are seated.
+    """
+    from notifications.services import notify_citizens
 
     draw = get_draw(draw_id=draw_id)
-    winners = db.session.scalars(
-        select(DrawEntry)
+    winners = db.session.execute(
+        select(DrawEntry.id, DrawEntry.account_id, DrawEntry.planned_slot_id)
         .where(
             DrawEntry.draw_id == draw_id,
             DrawEntry.status == "entered",
@@ -697,68 +794,134 @@ def _seat_winners(draw_id: int) -> int:
         return 0
     now = clock.now()
     expires = now + dt.timedelta(hours=draw.confirm_hours)
-    seated = 0
     try:
         slot_ids = sorted({w.planned_slot_id for w in winners})
         if _postgres():
             db.session.execute(
                 select(Slot.id).where(Slot.id.in_(slot_ids)).order_by(Slot.id).with_for_update()
             )
-        slots = {s.id: s for s in db.session.scalars(select(Slot).where(Slot.id.in_(slot_ids)))}
-        for winner in winners:
-            taken = db.session.execute(
-                update(Slot)
-                .where(Slot.id == winner.planned_slot_id, Slot.booked < Slot.capacity)
-                .values(booked=Slot.booked + 1)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if taken != 1:  # the seat went (capacity lowered since the close): waits in its place instead
-                winner.status = "waitlisted"
-                winner.planned_slot_id = None
-                continue
-            try:
-                with db.session.begin_nested():
-                    booking = _insert_booking(
-                        {
-                            "account_id": winner.account_id,
-                            "slot_id": winner.planned_slot_id,
-                            "offering_id": draw.offering_id,
-                            "centre_id": draw.centre_id,
-                            "service_code": draw.service_code,
-                            "service_group": draw.service_group,
-                            "kind": "regular",
-                            "status": "held",
-                            "holds_seat": True,
-                            "hold_expires_at": expires,
-                            "created_at": now,
-                            "draw_entry_id": winner.id,
-                        }
-                    )
-            except IntegrityError:
-                # The citizen holds another booking of the group (taken after the plan): out, seat back.
-                db.session.execute(
-                    update(Slot)
-                    .where(Slot.id == winner.planned_slot_id)
-                    .values(booked=Slot.booked - 1)
-                    .execution_options(synchronize_session=False)
+        starts = dict(db.session.execute(select(Slot.id, Slot.start).where(Slot.id.in_(slot_ids))).all())
+        try:
+            with db.session.begin_nested():
+                seated = _seat_batch(draw, winners, now, expires)
+        except (IntegrityError, _SeatGone):
+            seated = [s for w in winners if (s := _seat_one(draw, w, now, expires)) is not None]
+        notify_citizens(
+            kind="draw_won",
+            items=[
+                (
+                    account_id,
+                    {
+                        "reference": reference,
+                        "booking_id": booking_id,
+                        "centre_id": draw.centre_id,
+                        "service_code": draw.service_code,
+                        "start": starts[slot_id],
+                        "until_time": expires,
+                        "draw_id": draw.id,
+                    },
+                    f"draw_won:{entry_id}",
                 )
-                winner.status, winner.excluded_reason = "lost", "per_group"
-                continue
-            winner.status = "won"
-            seated += 1
-            _notify(
-                booking,
-                "draw_won",
-                dedupe=f"draw_won:{winner.id}",
-                start=slots[winner.planned_slot_id].start,
-                until_time=expires,
-                draw_id=draw.id,
-            )
+                for entry_id, account_id, booking_id, reference, slot_id in seated
+            ],
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     return len(winners)
+
+
+class _SeatGone(Exception):
+    """A planned seat is no longer there (capacity lowered since the close)."""
+
+
+def _booking_row(draw: Draw, winner: Any, now: dt.datetime, expires: dt.datetime) -> dict[str, Any]:
+    from booking.services import REFERENCE_ALPHABET, REFERENCE_LENGTH
+
+    return {
+        "reference": "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH)),
+        "account_id": winner.account_id,
+        "slot_id": winner.planned_slot_id,
+        "offering_id": draw.offering_id,
+        "centre_id": draw.centre_id,
+        "service_code": draw.service_code,
+        "service_group": draw.service_group,
+        "kind": "regular",
+        "status": "held",
+        "holds_seat": True,
+        "hold_expires_at": expires,
+        "created_at": now,
+        "draw_entry_id": winner.id,
+    }
+
+
+def _seat_batch(draw: Draw, winners: Sequence[Any], now: dt.datetime, expires: dt.datetime) -> list[tuple]:
+    """Every winner of the batch seated in three statements; raises if any seat or booking cannot be had."""
+    from collections import Counter
+
+    wanted = Counter(w.planned_slot_id for w in winners)
+    more = case(*((Slot.id == slot_id, n) for slot_id, n in wanted.items()), else_=0)
+    taken = db.session.execute(
+        update(Slot)
+        .where(Slot.id.in_(list(wanted)), Slot.booked + more <= Slot.capacity)
+        .values(booked=Slot.booked + more)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != len(wanted):
+        raise _SeatGone()
+    rows = db.session.execute(
+        insert(Booking).returning(
+            Booking.draw_entry_id, Booking.account_id, Booking.id, Booking.reference, Booking.slot_id
+        ),
+        [_booking_row(draw, w, now, expires) for w in winners],
+    ).all()
+    db.session.execute(
+        update(DrawEntry)
+        .where(DrawEntry.id.in_([w.id for w in winners]), DrawEntry.status == "entered")
+        .values(status="won")
+        .execution_options(synchronize_session=False)
+    )
+    return [tuple(r) for r in rows]
+
+
+def _seat_one(draw: Draw, winner: Any, now: dt.datetime, expires: dt.datetime) -> tuple | None:
+    """One winner seated on its own: None if its seat went (it waits) or it booked the group (it is out)."""
+    from booking.services import _insert_booking
+
+    taken = db.session.execute(
+        update(Slot)
+        .where(Slot.id == winner.planned_slot_id, Slot.booked < Slot.capacity)
+        .values(booked=Slot.booked + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    outcome: dict[str, Any] = {"status": "won"}
+    booking = None
+    if taken != 1:  # the seat went since the close: the winner waits in its place instead
+        outcome = {"status": "waitlisted", "planned_slot_id": None}
+    else:
+        row = _booking_row(draw, winner, now, expires)
+        row.pop("reference")
+        try:
+            with db.session.begin_nested():
+                booking = _insert_booking(row)
+        except IntegrityError:  # the citizen holds another booking of the group now: out, seat back
+            db.session.execute(
+                update(Slot)
+                .where(Slot.id == winner.planned_slot_id)
+                .values(booked=Slot.booked - 1)
+                .execution_options(synchronize_session=False)
+            )
+            outcome = {"status": "lost", "excluded_reason": "per_group"}
+    db.session.execute(
+        update(DrawEntry)
+        .where(DrawEntry.id == winner.id, DrawEntry.status == "entered")
+        .values(**outcome)
+        .execution_options(synchronize_session=False)
+    )
+    if booking is None:
+        return None
+    return (winner.id, winner.account_id, booking.id, booking.reference, booking.slot_id)
 
 
 def _finish(draw_id: int) -> None:
@@ -785,12 +948,10 @@ def _finish(draw_id: int) -> None:
             .where(DrawEntry.draw_id == draw_id, DrawEntry.status == "waitlisted")
             .order_by(DrawEntry.rank)
         ).all()
+        params = {"centre_id": draw.centre_id, "service_code": draw.service_code, "draw_id": draw.id}
         notify_citizens(
-            account_ids=[w.account_id for w in waiting],
             kind="draw_waitlisted",
-            params={"centre_id": draw.centre_id, "service_code": draw.service_code, "draw_id": draw.id},
-            dedupe_prefix="draw_waitlisted",
-            keys=[str(w.id) for w in waiting],
+            items=[(w.account_id, params, f"draw_waitlisted:{w.id}") for w in waiting],
         )
         counts = dict(
             db.session.execute(

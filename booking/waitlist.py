@@ -26,7 +26,7 @@ from app.database import is_postgres
 from app.errors import AppError, ValidationFailed
 from app.extensions import db
 from booking import errors
-from booking.draws import _active_booking_in_group, _audit, _live_entry_in_group, part_of_day
+from booking.draws import _audit, check_group_quota, part_of_day
 from booking.models import Booking, Slot
 from booking.release_models import Draw, DrawEntry, WaitlistEntry
 
@@ -83,16 +83,7 @@ def join_waitlist(
     try:
         _check_suspensions(account, service, now, tz)
         check_eligibility(account=account, service=service, today=date_from)
-        reference = _active_booking_in_group(account_id, group)
-        if reference is not None:
-            raise errors.ActiveBookingExists(
-                details={"reason": "per_group", "service_group": group, "reference": reference}
-            )
-        draw_id = _live_entry_in_group(account_id, group)
-        if draw_id is not None:
-            raise errors.ActiveBookingExists(
-                details={"reason": "draw_entry", "service_group": group, "draw_id": draw_id}
-            )
+        check_group_quota(account_id, group)
         entry = WaitlistEntry(
             account_id=account_id,
             offering_id=offering.id,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -69,48 +71,84 @@ def queue_notification(
     return db.session.execute(stmt).scalar() is not None
 
 
-def notify_citizens(
-    *, account_ids: list[int], kind: str, params: Mapping[str, Any], dedupe_prefix: str, keys: list[str]
-) -> int:
-    """One notification of `kind` with the same params to many citizens (no commit); returns rows added.
+def notify_citizens(*, kind: str, items: list[tuple[int, Mapping[str, Any], str]]) -> int:
+    """`kind` to many citizens at once, items (account_id, params, dedupe_key) (no commit); rows added.
 
-    Rendered once per language and inserted in batches, for release-day crowds (a draw's waitlist);
-    `dedupe_prefix:key` per citizen makes a replay add nothing.
+    For release-day crowds (a draw's winners and waitlist): languages read in one query, each distinct
+    (language, params) rendered once, rows inserted in batches; a dedupe_key already used is skipped.
     """
-    if not account_ids:
+    if not items:
         return 0
+    from app.catalogue.models import Centre, Service
+
+    ids = sorted({account_id for account_id, _, _ in items})
     languages: dict[int, str] = {}
-    for start in range(0, len(account_ids), 5000):
-        chunk = account_ids[start : start + 5000]
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
         languages.update(
             db.session.execute(select(Account.id, Account.language).where(Account.id.in_(chunk))).all()
         )
-    texts = {language: render(kind, params, language) for language in set(languages.values())}
-    data = routing_data(kind, params, None)
-    now = clock.now()
-    rows = [
-        {
-            "account_id": account_id,
-            "kind": kind,
-            "language": texts[languages[account_id]].language,
-            "title": texts[languages[account_id]].title[:300],
-            "body": texts[languages[account_id]].body[:1000],
-            "data": data,
-            "dedupe_key": f"{dedupe_prefix}:{key}",
-            "created_at": now,
-        }
-        for account_id, key in zip(account_ids, keys, strict=True)
-        if account_id in languages
+    # Held here so that rendering finds them in the session's (weak) identity map, not in the database.
+    names = [
+        *db.session.scalars(
+            select(Centre).where(Centre.id.in_({str(p.get("centre_id")) for _, p, _ in items}))
+        ),
+        *db.session.scalars(
+            select(Service).where(Service.code.in_({str(p.get("service_code")) for _, p, _ in items}))
+        ),
     ]
-    dialect = postgresql if is_postgres(db.session.get_bind()) else sqlite
-    added = 0
-    for start in range(0, len(rows), 2000):
-        stmt = (
-            dialect.insert(Notification)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(Notification.id)
+    texts: dict[tuple, Any] = {}
+    now = clock.now()
+    rows = []
+    for account_id, params, dedupe_key in items:
+        if account_id not in languages:
+            continue
+        language = languages[account_id]
+        key = (language, tuple(sorted((k, str(v)) for k, v in params.items())))
+        if key not in texts:
+            texts[key] = (render(kind, params, language), routing_data(kind, params, None))
+        rendered, data = texts[key]
+        rows.append(
+            {
+                "account_id": account_id,
+                "kind": kind,
+                "language": rendered.language,
+                "title": rendered.title[:300],
+                "body": rendered.body[:1000],
+                "data": data,
+                "dedupe_key": dedupe_key,
+                "created_at": now,
+            }
         )
-        added += len(db.session.connection().execute(stmt, rows[start : start + 2000]).all())
+    del names
+    if not is_postgres(db.session.get_bind()):
+        stmt = sqlite.insert(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        return db.session.connection().execute(stmt, rows).rowcount or 0
+    added = 0
+    for start in range(0, len(rows), 5000):  # PostgreSQL: one INSERT … SELECT FROM unnest(…) per 5,000
+        chunk = rows[start : start + 5000]
+        added += (
+            db.session.execute(
+                sql(
+                    "INSERT INTO notifications (account_id, kind, language, title, body, data, dedupe_key, "
+                    "created_at) SELECT a, :kind, l, t, b, CAST(d AS json), k, :now FROM unnest("
+                    "CAST(:a AS integer[]), CAST(:l AS text[]), CAST(:t AS text[]), CAST(:b AS text[]), "
+                    "CAST(:d AS text[]), CAST(:k AS text[])) AS v(a, l, t, b, d, k) "
+                    "ON CONFLICT (dedupe_key) DO NOTHING"
+                ),
+                {
+                    "kind": kind,
+                    "now": now,
+                    "a": [r["account_id"] for r in chunk],
+                    "l": [r["language"] for r in chunk],
+                    "t": [r["title"] for r in chunk],
+                    "b": [r["body"] for r in chunk],
+                    "d": [json.dumps(r["data"], ensure_ascii=False) for r in chunk],
+                    "k": [r["dedupe_key"] for r in chunk],
+                },
+            ).rowcount
+            or 0
+        )
     return added
 
 
