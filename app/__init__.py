@@ -6,7 +6,7 @@ import importlib
 import os
 from pathlib import Path
 
-from flask import Flask, request, send_from_directory
+from flask import Flask, redirect, request, send_from_directory
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_config
@@ -72,7 +72,8 @@ def configure_app(app: Flask, settings: Settings) -> None:
         API_TITLE="Sanad Booking API",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
+        # None: flask-smorest serves neither the document nor Swagger UI (the spec is still built).
+        OPENAPI_URL_PREFIX="/" if settings.api_docs_enabled else None,
         OPENAPI_JSON_PATH="api/v1/openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",
@@ -116,6 +117,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations, Babel, Redis, rate limiter, OpenAPI, SMS sender."""
     from app.accounts.sms import build_sender
     from app.extensions import IdConverter, api, babel, db, id_converter_schema, limiter, migrate
+    from app.http_headers import register_retry_after_only_on_refusals, register_security_headers
     from app.redis_client import create_redis
 
     db.init_app(app)
@@ -128,6 +130,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     # Flask-Limiter merges storage options across init_app calls.)
     app.config["RATELIMIT_STORAGE_URI"] = "redis://"
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis_client.connection_pool}
+    register_retry_after_only_on_refusals(app)  # before the limiter, so it runs after it
     limiter.init_app(app)
     app.url_map.converters["int"] = IdConverter
     api.init_app(app)
@@ -135,6 +138,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    register_security_headers(app, settings)
     app.extensions["sms_sender"] = build_sender(
         settings.sms_sender, settings.sms_gateway_url, settings.sms_gateway_token
     )
@@ -175,6 +179,8 @@ def register_blueprints(app: Flask) -> None:
         else:
             app.register_blueprint(blueprint)
 
+    if not app.config["API_DOCS_ENABLED"]:
+        return
     import flask_swagger_ui
 
     assets = Path(flask_swagger_ui.__file__).parent / "dist"
@@ -183,6 +189,12 @@ def register_blueprints(app: Flask) -> None:
     def docs_assets(filename: str):
         """Swagger UI's files, served locally (no CDN needed inside a government network)."""
         return send_from_directory(assets, filename, max_age=86400)
+
+    @app.get("/")
+    @app.get("/docs/")
+    def to_docs():
+        """The browsable contract is the front page of the API."""
+        return redirect("/docs")
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -200,7 +212,9 @@ def register_commands(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    """Metrics per request and session cleanup."""
+    """Request-body checks before any view parses it, and metrics per request."""
+    from app.json_depth import register_json_depth_check
     from app.ops import register_metrics
 
+    register_json_depth_check(app)
     register_metrics(app)

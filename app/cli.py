@@ -7,7 +7,12 @@ from flask import Flask, current_app
 
 
 def register_cli(app: Flask) -> None:
-    """Attach the commands."""
+    """Attach the commands (and quieten the development server when this process is `flask run`)."""
+    from app.devserver import quiet_flask_run
+    from app.scheduler import serving_with_flask_run
+
+    if serving_with_flask_run():
+        quiet_flask_run()
 
     @app.cli.command("demo-data")
     def demo_data() -> None:

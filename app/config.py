@@ -145,6 +145,11 @@ class Settings:
     job_run_due_draws_seconds: int = 30
     log_json: bool = True
     log_level: str = "INFO"
+    # `/metrics` wants `Authorization: Bearer <METRICS_TOKEN>` when set; unset, it is open in development
+    # and test and off (404) in production.
+    metrics_token: str | None = None
+    # Swagger UI (`/docs`) and the OpenAPI document; on by default except in production.
+    api_docs_enabled: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -199,6 +204,8 @@ def load_config(env: dict[str, str] | None = None, *, instance_path: str = "inst
     s.scheduler_enabled = _bool(env.get("SCHEDULER_ENABLED"), False)
     s.log_json = _bool(env.get("LOG_JSON"), True)
     s.log_level = env.get("LOG_LEVEL", "INFO")
+    s.metrics_token = env.get("METRICS_TOKEN") or None
+    s.api_docs_enabled = _bool(env.get("API_DOCS_ENABLED"), s.env != "production")
     s.jwt_issuer = env.get("JWT_ISSUER", s.jwt_issuer)
     s.jwt_audience = env.get("JWT_AUDIENCE", s.jwt_audience)
     for name in (

@@ -295,6 +295,17 @@ def _upsert(model, key: Any, **values: Any):
     return row
 
 
+# Registry people without an account, so registration can be tried (SPEC §10; the README lists them):
+# national id -> (date of birth, days until their passport expires, or None for none).
+UNREGISTERED_PEOPLE: dict[str, tuple[dt.date, int | None]] = {
+    "9990000301": (dt.date(1992, 4, 12), 60),
+    "9990000302": (dt.date(1987, 9, 3), 120),
+    "9990000303": (dt.date(2001, 1, 25), 1500),
+    "9990000304": (dt.date(1979, 11, 30), None),
+    "9990000305": (dt.date(1995, 6, 18), None),
+}
+
+
 def _registry_people(today: dt.date) -> list[dict[str, Any]]:
     people = []
     for n in range(1, 51):
@@ -349,6 +360,21 @@ def _registry_people(today: dt.date) -> list[dict[str, Any]]:
                 phone=f"+9627810000{n:02d}",
                 role=role,
                 centre_id=centre_id,
+            )
+        )
+    for n, (nid, (born, expires_in)) in enumerate(UNREGISTERED_PEOPLE.items(), start=301):
+        people.append(
+            dict(
+                national_id=nid,
+                full_name_ar=f"شخص غير مسجل {n}",
+                full_name_en=f"Unregistered Person {n}",
+                date_of_birth=born,
+                passport_number=f"P{n:07d}" if expires_in is not None else None,
+                passport_expiry=today + dt.timedelta(days=expires_in) if expires_in is not None else None,
+                residence_country="JO",
+                disability=False,
+                phone=None,
+                role=None,
             )
         )
     return people
@@ -463,6 +489,8 @@ def load_demo_data() -> dict[str, int]:
         centre_id = p.pop("centre_id", None)
         phone = p.pop("phone")
         _upsert(RegistryPerson, p["national_id"], **p)
+        if role is None:
+            continue  # in the registry only: whoever registers them keeps their own account and password
         account = db.session.scalar(select(Account).where(Account.national_id == p["national_id"]))
         if account is None:
             account = Account(national_id=p["national_id"], password_hash=password_hash)

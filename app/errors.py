@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
+import re
 from typing import Any
 
 import marshmallow as ma
 from flask import Flask, g, jsonify
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
+
+from app.schemas import LIBRARY_MESSAGES
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,36 @@ class AppError(Exception):
             self.status = status
         self.details = details or {}
         self.headers = headers or {}
+
+    def render_message(self) -> str:
+        """The message in the request's language (subclasses put the facts of `details` into it)."""
+        return str(self.message)
+
+
+def _locale():
+    from flask_babel import get_locale
+
+    return get_locale() or "ar"
+
+
+def local_time_text(iso: str) -> str:
+    """`2026-12-01T10:30:00+03:00` as the caller reads a time ("10:30 AM", "١٠:٣٠ ص"), in its own offset."""
+    import babel.dates
+
+    return babel.dates.format_time(dt.datetime.fromisoformat(iso), "short", locale=_locale())
+
+
+def local_date_text(value: str | dt.date) -> str:
+    """A day (an ISO date, or the local day of an ISO instant) as the caller reads it ("1 December 2026")."""
+    import babel.dates
+
+    day = dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    return babel.dates.format_date(day, "long", locale=_locale())
+
+
+def local_datetime_text(iso: str) -> str:
+    """An ISO instant as its local day and time, in the caller's language."""
+    return f"{local_date_text(iso)} {local_time_text(iso)}"
 
 
 class ValidationFailed(AppError):
@@ -105,6 +141,41 @@ def envelope(code: str, message: Any, details: dict[str, Any] | None = None) -> 
     return {"error": {"code": code, "message": str(message), "details": details or {}}}
 
 
+@functools.cache
+def _library_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """marshmallow's message templates as patterns that give back the values put into them."""
+    patterns = []
+    for template in LIBRARY_MESSAGES:
+        if "{" not in template:
+            continue
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", re.escape(template))
+        patterns.append((re.compile(f"^{regex}$"), template))
+    return tuple(patterns)
+
+
+def localise_field_message(message: str) -> str:
+    """One field error in the request's language: a catalog message as it is, a library template refilled."""
+    translated = gettext(message)
+    if translated != message:
+        return translated
+    for pattern, template in _library_patterns():
+        match = pattern.match(message)
+        if match:
+            return gettext(template).format(**match.groupdict())
+    return message
+
+
+def localise_field_messages(messages: Any) -> Any:
+    """Every message of a (nested) field-error structure in the request's language."""
+    if isinstance(messages, str):
+        return localise_field_message(messages)
+    if isinstance(messages, dict):
+        return {key: localise_field_messages(value) for key, value in messages.items()}
+    if isinstance(messages, list | tuple):
+        return [localise_field_messages(value) for value in messages]
+    return messages
+
+
 def http_error_response(error: HTTPException):
     """Turn any Werkzeug/webargs/Flask-Limiter HTTP error into the envelope, keeping its headers."""
     status = error.code or 500
@@ -114,7 +185,8 @@ def http_error_response(error: HTTPException):
     data = getattr(error, "data", None) or {}
     if "messages" in data:  # webargs validation errors, keyed by location
         messages = data["messages"]
-        details = {"fields": messages.get("json", messages) if isinstance(messages, dict) else messages}
+        fields = messages.get("json", messages) if isinstance(messages, dict) else messages
+        details = {"fields": localise_field_messages(fields)}
     if data.get("headers"):
         headers.update(data["headers"])
     # Werkzeug attaches headers such as `Allow` (405) and `Retry-After` (429) to the exception.
@@ -132,6 +204,7 @@ def http_error_response(error: HTTPException):
     response.status_code = status
     for name, value in headers.items():
         response.headers[name] = value
+    _challenge(response, code)
     return response
 
 
@@ -145,11 +218,24 @@ def _retry_after_seconds(error: HTTPException) -> int:
 
 def app_error_response(error: AppError):
     """Render a domain refusal."""
-    response = jsonify(envelope(error.code, error.message, error.details))
+    response = jsonify(envelope(error.code, error.render_message(), error.details))
     response.status_code = error.status
     for name, value in error.headers.items():
         response.headers[name] = value
+    _challenge(response, error.code)
     return response
+
+
+# RFC 6750: a 401 names the scheme it wants, and says when the token it got was the problem.
+_TOKEN_ERRORS = {"invalid_token", "invalid_refresh_token"}
+
+
+def _challenge(response, code: str) -> None:
+    if response.status_code == 401 and "WWW-Authenticate" not in response.headers:
+        challenge = 'Bearer realm="sanad"'
+        if code in _TOKEN_ERRORS:
+            challenge += ', error="invalid_token"'
+        response.headers["WWW-Authenticate"] = challenge
 
 
 def unexpected_error_response(error: Exception):

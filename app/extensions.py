@@ -13,8 +13,7 @@ from werkzeug.routing import IntegerConverter
 
 from app.database import Base
 from app.errors import ErrorEnvelopeSchema, http_error_response
-
-DB_INT_MAX = 2**31 - 1
+from app.schemas import DB_INT_MAX
 
 
 class SanadApi(Api):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from sqlalchemy import text
 
+from app.errors import NotFound, Unauthorized
 from app.extensions import db
 from app.redis_client import get_redis
 
@@ -53,13 +55,26 @@ def metrics() -> Response:
     """Prometheus text format (with several gunicorn workers, set PROMETHEUS_MULTIPROC_DIR)."""
     import os
 
+    _require_metrics_token()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import CollectorRegistry, multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+def _require_metrics_token() -> None:
+    """With METRICS_TOKEN, only its bearer reads the figures; without it, only a non-production run does."""
+    expected = current_app.config["METRICS_TOKEN"]
+    if not expected:
+        if current_app.config["SETTINGS"].is_production:
+            raise NotFound()
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise Unauthorized()
 
 
 def register_metrics(app: Flask) -> None:

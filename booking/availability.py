@@ -31,14 +31,19 @@ from app.errors import NotFound
 from app.extensions import db
 from app.redis_client import get_redis
 from booking.draws import keeps_off_sale
+from booking.errors import OutsideHorizon
 from booking.models import Booking, Slot
 from booking.services import _due_release
 
 log = logging.getLogger(__name__)
 
 Horizon = Literal["resident", "expatriate"]
-CACHE_PREFIX = "availability:v1:"
+CACHE_PREFIX = "availability:v2:"
 MAX_SLOTS = 5000
+# One answer holds at most this many slots, cut at the end of a day; `X-Next-From` names the day to ask
+# from next. A day never has more (5-minute slots around the clock are 288), so a cut never splits one.
+SLOTS_PER_ANSWER = 500
+NEXT_FROM_HEADER = "X-Next-From"
 
 
 class AvailableSlot(NamedTuple):
@@ -57,11 +62,13 @@ def list_available_slots(
     date_to: dt.date | None = None,
     account_id: int | None = None,
     horizon: Horizon | None = None,
+    limit: int = MAX_SLOTS,
 ) -> list[AvailableSlot]:
     """Bookable slots with seats left, inside the cut-off and the caller's horizon: one SQL query.
 
     The horizon is the citizen `account_id`'s (looked up in the same query), or `horizon` when the
-    caller already knows it.
+    caller already knows it. A `date_from` past the horizon is refused (`outside_horizon`), not answered
+    with nothing.
     """
     now = clock.now()
     cfg = current_app.config
@@ -122,7 +129,7 @@ def list_available_slots(
             Service.active.is_(True),
         )
         .order_by(Slot.start)
-        .limit(MAX_SLOTS)
+        .limit(limit)
     )
     rows = db.session.execute(query).all()
     if not rows:
@@ -132,11 +139,35 @@ def list_available_slots(
     latest_start = (
         now + dt.timedelta(days=horizon_days) if horizon_days else dt.datetime.max.replace(tzinfo=dt.UTC)
     )
-    return [
+    slots = [
         AvailableSlot(slot_id, start, end, int(available), timezone)
         for _, _, slot_id, start, end, available in rows
         if slot_id is not None and start <= latest_start
     ]
+    if not slots and date_from is not None:
+        if horizon is None and account_id is not None:
+            horizon = _horizon_of(account_id)
+        latest_search = min(expat_latest if horizon == "expatriate" else resident_latest, latest_start)
+        if date_from > latest_search.astimezone(_zone(timezone)).date():
+            raise OutsideHorizon(details={"reason": "horizon", "latest": local_iso(latest_search, timezone)})
+    return slots
+
+
+def _horizon_of(account_id: int) -> Horizon:
+    expatriate = db.session.scalar(
+        select(func.upper(Account.residence_country) != "JO").where(Account.id == account_id)
+    )
+    return "expatriate" if expatriate else "resident"
+
+
+def first_page(slots: list[AvailableSlot], per_answer: int | None = None) -> tuple[list[AvailableSlot], str]:
+    """At most `per_answer` slots, ending with a whole day, and the day to search from next ("" if none)."""
+    per_answer = per_answer or SLOTS_PER_ANSWER
+    if len(slots) <= per_answer:
+        return slots, ""
+    next_day = slots[per_answer].start.astimezone(_zone(slots[per_answer].timezone)).date()
+    kept = [s for s in slots[:per_answer] if s.start.astimezone(_zone(s.timezone)).date() < next_day]
+    return kept or slots[:per_answer], next_day.isoformat()
 
 
 # ---------------------------------------------------------------------------------- serialisation
@@ -236,6 +267,13 @@ def _cached_answer(
     return None, key, horizon
 
 
+def _answer(query: dict[str, Any], **whose: Any) -> str:
+    """The first page as stored in the cache: the next day to search from (10 characters, or blanks), then
+    the JSON body."""
+    slots, next_from = first_page(list_available_slots(**query, **whose, limit=SLOTS_PER_ANSWER + 1))
+    return f"{next_from:10}" + slots_json(slots)
+
+
 def available_slots_json(
     *,
     centre_id: str,
@@ -243,8 +281,9 @@ def available_slots_json(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     account_id: int | None = None,
-) -> str:
-    """The availability answer as JSON text, from the micro-cache while it is young enough.
+) -> tuple[str, str]:
+    """The availability answer as JSON text (at most SLOTS_PER_ANSWER slots, whole days) and the day to
+    search from for the rest ("" when nothing is left), from the micro-cache while it is young enough.
 
     An answer is kept for AVAILABILITY_CACHE_SECONDS and refreshed after half of that by the one
     request that claims the refresh (`SET NX`), while the others keep serving it: no answer is older
@@ -253,22 +292,27 @@ def available_slots_json(
     ttl_ms = int(current_app.config["AVAILABILITY_CACHE_SECONDS"] * 1000)
     query = dict(centre_id=centre_id, service_code=service_code, date_from=date_from, date_to=date_to)
     if ttl_ms <= 0:
-        return slots_json(list_available_slots(**query, account_id=account_id))
+        return _split(_answer(query, account_id=account_id))
     young_ms = max(1, ttl_ms // 2)
     client = get_redis()
     try:
-        body, key, horizon = _cached_answer(client, query, account_id, young_ms)
+        stored, key, horizon = _cached_answer(client, query, account_id, young_ms)
     except redis.RedisError:
         log.warning("availability cache unreachable; answering from the database", exc_info=True)
-        return slots_json(list_available_slots(**query, account_id=account_id))
-    if body is not None:
-        return body
-    body = slots_json(list_available_slots(**query, horizon=horizon))
+        return _split(_answer(query, account_id=account_id))
+    if stored is not None:
+        return _split(stored)
+    stored = _answer(query, horizon=horizon)
     try:
         with client.pipeline(transaction=False) as pipe:
-            pipe.set(key, body, px=ttl_ms)
+            pipe.set(key, stored, px=ttl_ms)
             pipe.set(key + ":young", 1, px=young_ms)
             pipe.execute()
     except redis.RedisError:
         log.warning("availability cache unreachable; answer not kept", exc_info=True)
-    return body
+    return _split(stored)
+
+
+def _split(stored: str | bytes) -> tuple[str, str]:
+    text = stored.decode() if isinstance(stored, bytes) else stored
+    return text[10:], text[:10].strip()

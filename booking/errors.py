@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from app.errors import AppError, Conflict, Forbidden, NotFound, Unauthorized
+from app.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    local_date_text,
+    local_datetime_text,
+    local_time_text,
+)
 
 
 class SlotNotFound(NotFound):
@@ -32,6 +41,23 @@ class OutsideHorizon(AppError):
     status = 422
     code = "outside_horizon"
     message = _l("This slot cannot be booked: it is too soon or too far ahead.")
+
+    def render_message(self) -> str:
+        if self.details.get("latest"):
+            return str(
+                _l(
+                    "You can book up to %(latest)s; choose an earlier day.",
+                    latest=local_date_text(self.details["latest"]),
+                )
+            )
+        if self.details.get("earliest"):
+            return str(
+                _l(
+                    "This is too soon to book; the earliest is %(earliest)s.",
+                    earliest=local_datetime_text(self.details["earliest"]),
+                )
+            )
+        return str(self.message)
 
 
 class InvalidBookingState(Conflict):
@@ -75,7 +101,15 @@ class HoldLimit(Conflict):
 
 class BookingSuspended(Forbidden):
     code = "booking_suspended"
-    message = _l("Booking is suspended for your account until the date given.")
+    message = _l("Booking is suspended for your account for now.")
+
+    def render_message(self) -> str:
+        until = self.details.get("until")
+        if not until:
+            return str(self.message)
+        return str(
+            _l("Booking is suspended for your account until %(until)s.", until=local_datetime_text(until))
+        )
 
 
 class NotEligible(Forbidden):
@@ -83,6 +117,22 @@ class NotEligible(Forbidden):
     message = _l(
         "You are not eligible to book this service. If your need is urgent, you can file an urgent request."
     )
+
+    def render_message(self) -> str:
+        reason = self.details.get("reason")
+        if reason == "passport_not_expiring" and self.details.get("renewal_opens_on"):
+            return str(
+                _l(
+                    "Your passport is not due for renewal yet: you can book a renewal from %(date)s. "
+                    "If your need is urgent, you can file an urgent request.",
+                    date=local_date_text(self.details["renewal_opens_on"]),
+                )
+            )
+        if reason == "no_passport":
+            return str(_l("You hold no passport to renew: book a first passport instead."))
+        if reason == "valid_passport_held":
+            return str(_l("You already hold a valid passport: book a renewal when it is due instead."))
+        return str(self.message)
 
 
 class DeviceLimit(Forbidden):
@@ -106,7 +156,20 @@ class AppCheckUnavailable(AppError):
 
 class CheckInWindow(Conflict):
     code = "check_in_window"
-    message = _l("Check-in is not open for this booking now. The details give the check-in window.")
+    message = _l("Check-in is not open for this booking now.")
+
+    def render_message(self) -> str:
+        start, end = self.details.get("window_start"), self.details.get("window_end")
+        if not (start and end):
+            return str(self.message)
+        return str(
+            _l(
+                "Check-in for this booking is open only from %(start)s to %(end)s on %(day)s.",
+                start=local_time_text(start),
+                end=local_time_text(end),
+                day=local_date_text(start),
+            )
+        )
 
 
 class BookingNotConfirmed(Conflict):

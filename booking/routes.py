@@ -167,7 +167,7 @@ def list_slots(args, centre_id):
     """Slots with seats left for a service at a centre, inside the cut-off and the caller's horizon."""
     principal = current_principal()
     account_id = principal.id if principal is not None and principal.role == "citizen" else None
-    body = availability.available_slots_json(
+    body, next_from = availability.available_slots_json(
         centre_id=centre_id,
         service_code=args["service"],
         date_from=args.get("date_from"),
@@ -175,7 +175,10 @@ def list_slots(args, centre_id):
         account_id=account_id,
     )
     # Already JSON (the schema above documents it): flask-smorest passes a Response through as it is.
-    return current_app.response_class(body, mimetype=current_app.json.mimetype)
+    response = current_app.response_class(body, mimetype=current_app.json.mimetype)
+    if next_from:
+        response.headers[availability.NEXT_FROM_HEADER] = next_from
+    return response
 
 
 # ----------------------------------------------------------------------------------------- bookings

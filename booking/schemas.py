@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from app.schemas import BaseSchema, QuerySchema
+from app.schemas import N_, BaseSchema, Integer, QuerySchema
 from booking.models import BOOKING_STATUSES, SUSPENSION_KINDS
 from booking.services import local_iso
 
@@ -18,16 +18,16 @@ class SlotQuerySchema(QuerySchema):
     @ma.validates_schema
     def _range(self, data, **kwargs):
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
-            raise ma.ValidationError("`to` is before `from`.", "to")
+            raise ma.ValidationError(N_("`to` is before `from`."), "to")
 
 
 class AvailableSlotSchema(BaseSchema):
     """Documents the availability answer; booking.availability writes the same JSON without it (tested)."""
 
-    slot_id = ma.fields.Integer()
+    slot_id = Integer()
     start = ma.fields.Method("local_start", metadata={"description": "ISO 8601, centre-local offset"})
     end = ma.fields.Method("local_end")
-    available = ma.fields.Integer(metadata={"description": "Seats left"})
+    available = Integer(metadata={"description": "Seats left"})
     timezone = ma.fields.String(metadata={"description": "The centre's IANA zone"})
 
     def local_start(self, obj):
@@ -38,11 +38,11 @@ class AvailableSlotSchema(BaseSchema):
 
 
 class HoldSchema(BaseSchema):
-    slot_id = ma.fields.Integer(required=True, validate=validate.Range(min=1))
+    slot_id = Integer(required=True, minimum=1)
 
 
 class RescheduleSchema(BaseSchema):
-    slot_id = ma.fields.Integer(required=True, validate=validate.Range(min=1))
+    slot_id = Integer(required=True, minimum=1)
 
 
 class BookingQuerySchema(QuerySchema):
@@ -57,7 +57,7 @@ class BookingSchema(BaseSchema):
     centre_name = ma.fields.Method("localised_centre")
     address = ma.fields.Method("localised_address")
     service_code = ma.fields.String()
-    slot_id = ma.fields.Integer(allow_none=True)
+    slot_id = Integer(allow_none=True)
     start = ma.fields.Method("local_start", metadata={"description": "Slot start (null for urgent passes)"})
     end = ma.fields.Method("local_end")
     urgent_date = ma.fields.Date(allow_none=True)
@@ -120,8 +120,8 @@ class AbuseEventQuerySchema(QuerySchema):
 
 
 class AbuseEventSchema(BaseSchema):
-    id = ma.fields.Integer()
-    account_id = ma.fields.Integer(allow_none=True)
+    id = Integer()
+    account_id = Integer(allow_none=True)
     national_id = ma.fields.String(allow_none=True)
     device_id = ma.fields.String(allow_none=True)
     ip = ma.fields.String(allow_none=True)
@@ -132,13 +132,13 @@ class AbuseEventSchema(BaseSchema):
 
 
 class SuspensionSchema(BaseSchema):
-    id = ma.fields.Integer()
+    id = Integer()
     kind = ma.fields.String(metadata={"enum": list(SUSPENSION_KINDS)})
     scope = ma.fields.String()
     until = ma.fields.AwareDateTime()
     created_at = ma.fields.AwareDateTime()
     lifted_at = ma.fields.AwareDateTime(allow_none=True)
-    lifted_by = ma.fields.Integer(allow_none=True)
+    lifted_by = Integer(allow_none=True)
     active = ma.fields.Method("is_active")
 
     def is_active(self, obj):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.schemas import BaseSchema, QuerySchema
+from app.schemas import BaseSchema, Integer, QuerySchema
 from notifications.models import PLATFORMS
 
 
@@ -23,7 +23,7 @@ class DeviceRegisterSchema(BaseSchema):
 
 
 class DeviceSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     token = ma.fields.String(dump_only=True)
     platform = ma.fields.String(dump_only=True)
     device_id = ma.fields.String(dump_only=True)
@@ -36,7 +36,7 @@ class NotificationQuerySchema(QuerySchema):
 
 
 class NotificationSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     kind = ma.fields.String(dump_only=True)
     language = ma.fields.String(dump_only=True, metadata={"description": "Language the text was written in."})
     title = ma.fields.String(dump_only=True)
@@ -54,4 +54,4 @@ class NotificationSchema(BaseSchema):
 
 
 class ReadAllSchema(BaseSchema):
-    updated = ma.fields.Integer(dump_only=True)
+    updated = Integer(dump_only=True)

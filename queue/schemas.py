@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 
 import marshmallow as ma
+from flask_babel import gettext
 from marshmallow import validate
 from ticketing.models import URGENT_REASONS, URGENT_STATUSES
 
-from app.schemas import BaseSchema, QuerySchema
+from app import clock
+from app.errors import local_date_text
+from app.schemas import BaseSchema, Integer, QuerySchema
+
+# An urgent passport is for travel soon: a year ahead is the furthest any citizen plans it.
+URGENT_TRAVEL_MAX_DAYS = 365
+
+
+def _within_a_year(value: dt.date) -> None:
+    # A day of slack on each side: the citizen's and the centre's "today" may differ from UTC's.
+    latest = clock.now().date() + dt.timedelta(days=URGENT_TRAVEL_MAX_DAYS + 1)
+    if value > latest:
+        raise ma.ValidationError(
+            gettext("Choose a date within a year: on or before %(date)s.", date=local_date_text(latest))
+        )
+
 
 SERVICE_CODE = validate.Length(min=3, max=64)
 
@@ -26,8 +43,8 @@ class LocalDateTime(ma.fields.AwareDateTime):
 
 
 class CounterRefSchema(BaseSchema):
-    id = ma.fields.Integer()
-    number = ma.fields.Integer()
+    id = Integer()
+    number = Integer()
     name_ar = ma.fields.String()
     name_en = ma.fields.String()
 
@@ -52,8 +69,8 @@ class CheckInSchema(BaseSchema):
 
 
 class TicketSchema(BaseSchema):
-    ticket_id = ma.fields.Integer(attribute="id", dump_only=True)
-    id = ma.fields.Integer(dump_only=True)
+    ticket_id = Integer(attribute="id", dump_only=True)
+    id = Integer(dump_only=True)
     number = ma.fields.String(dump_only=True, metadata={"example": "P-042"})
     centre_id = ma.fields.String(dump_only=True)
     timezone = ma.fields.String(dump_only=True)
@@ -61,28 +78,28 @@ class TicketSchema(BaseSchema):
     source = ma.fields.String(
         dump_only=True, metadata={"enum": ["walk_in", "appointment", "urgent", "remote"]}
     )
-    priority = ma.fields.Integer(dump_only=True, metadata={"description": "0 urgent, 1 appointment, 2 other"})
+    priority = Integer(dump_only=True, metadata={"description": "0 urgent, 1 appointment, 2 other"})
     vulnerable = ma.fields.Boolean(dump_only=True)
     status = ma.fields.String(dump_only=True)
-    position = ma.fields.Integer(
+    position = Integer(
         dump_only=True, allow_none=True, metadata={"description": "1 = next; 0 = called or being served"}
     )
-    estimated_wait_minutes = ma.fields.Integer(dump_only=True, allow_none=True)
+    estimated_wait_minutes = Integer(dump_only=True, allow_none=True)
     issued_at = LocalDateTime(dump_only=True)
     appointment_at = LocalDateTime(dump_only=True, allow_none=True)
     called_at = LocalDateTime(dump_only=True, allow_none=True)
     started_at = LocalDateTime(dump_only=True, allow_none=True)
     ended_at = LocalDateTime(dump_only=True, allow_none=True)
     counter = ma.fields.Nested(CounterRefSchema, dump_only=True, allow_none=True)
-    recall_count = ma.fields.Integer(dump_only=True)
-    booking_id = ma.fields.Integer(dump_only=True, allow_none=True)
-    transferred_from_id = ma.fields.Integer(dump_only=True, allow_none=True)
-    rating = ma.fields.Integer(dump_only=True, allow_none=True)
+    recall_count = Integer(dump_only=True)
+    booking_id = Integer(dump_only=True, allow_none=True)
+    transferred_from_id = Integer(dump_only=True, allow_none=True)
+    rating = Integer(dump_only=True, allow_none=True)
     rating_comment = ma.fields.String(dump_only=True, allow_none=True)
 
 
 class RatingSchema(BaseSchema):
-    score = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    score = Integer(required=True, minimum=1, maximum=5)
     comment = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
 
 
@@ -93,9 +110,9 @@ class CounterOpenSchema(BaseSchema):
 
 
 class CounterSessionSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
-    counter_id = ma.fields.Integer(dump_only=True)
-    account_id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
+    counter_id = Integer(dump_only=True)
+    account_id = Integer(dump_only=True)
     services = ma.fields.List(ma.fields.String(), dump_only=True)
     opened_at = ma.fields.AwareDateTime(dump_only=True)
     closed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
@@ -103,7 +120,7 @@ class CounterSessionSchema(BaseSchema):
 
 
 class WaitingEntrySchema(BaseSchema):
-    ticket_id = ma.fields.Integer()
+    ticket_id = Integer()
     number = ma.fields.String()
     service = ma.fields.String()
     source = ma.fields.String()
@@ -118,7 +135,7 @@ class CounterStateSchema(BaseSchema):
     waiting = ma.fields.List(
         ma.fields.Nested(WaitingEntrySchema), metadata={"description": "First 50, in call order"}
     )
-    waiting_total = ma.fields.Integer()
+    waiting_total = Integer()
 
 
 class TransferSchema(BaseSchema):
@@ -126,12 +143,12 @@ class TransferSchema(BaseSchema):
 
 
 class CallSchema(BaseSchema):
-    ticket_id = ma.fields.Integer()
+    ticket_id = Integer()
     number = ma.fields.String()
     service = ma.fields.String()
     counter = ma.fields.Nested(CounterRefSchema, allow_none=True)
     called_at = ma.fields.String(allow_none=True)
-    recall_count = ma.fields.Integer()
+    recall_count = Integer()
 
 
 class ServiceWaitingSchema(BaseSchema):
@@ -139,7 +156,7 @@ class ServiceWaitingSchema(BaseSchema):
     name_ar = ma.fields.String()
     name_en = ma.fields.String()
     prefix = ma.fields.String()
-    waiting = ma.fields.Integer()
+    waiting = Integer()
 
 
 class QueueSnapshotSchema(BaseSchema):
@@ -148,9 +165,9 @@ class QueueSnapshotSchema(BaseSchema):
     name_en = ma.fields.String()
     timezone = ma.fields.String()
     services = ma.fields.List(ma.fields.Nested(ServiceWaitingSchema))
-    waiting = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    waiting = ma.fields.Dict(keys=ma.fields.String(), values=Integer())
     recent_calls = ma.fields.List(ma.fields.Nested(CallSchema))
-    open_counters = ma.fields.Integer()
+    open_counters = Integer()
     at = ma.fields.String()
 
 
@@ -158,12 +175,12 @@ class UrgentRequestCreateSchema(BaseSchema):
     service = ma.fields.String(required=True, validate=SERVICE_CODE)
     centre_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
     reason_code = ma.fields.String(required=True, validate=validate.OneOf(URGENT_REASONS))
-    travel_date = ma.fields.Date(required=True)
+    travel_date = ma.fields.Date(required=True, validate=_within_a_year)
     details = ma.fields.String(load_default="", validate=validate.Length(max=2000))
 
 
 class UrgentRequestSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     status = ma.fields.String(dump_only=True, metadata={"enum": list(URGENT_STATUSES)})
     service = ma.fields.String(attribute="service_code", dump_only=True)
     centre_id = ma.fields.String(dump_only=True)
@@ -175,12 +192,12 @@ class UrgentRequestSchema(BaseSchema):
     decided_at = LocalDateTime(dump_only=True, allow_none=True)
     note = ma.fields.String(dump_only=True, allow_none=True)
     approved_date = ma.fields.Date(dump_only=True, allow_none=True)
-    booking_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    booking_id = Integer(dump_only=True, allow_none=True)
 
 
 class StaffUrgentRequestSchema(UrgentRequestSchema):
-    account_id = ma.fields.Integer(dump_only=True)
-    decided_by = ma.fields.Integer(dump_only=True, allow_none=True)
+    account_id = Integer(dump_only=True)
+    decided_by = Integer(dump_only=True, allow_none=True)
 
 
 class UrgentStatusQuerySchema(QuerySchema):
@@ -188,7 +205,7 @@ class UrgentStatusQuerySchema(QuerySchema):
 
 
 class ApproveSchema(BaseSchema):
-    date = ma.fields.Date(required=True)
+    date = ma.fields.Date(required=True, validate=_within_a_year)
     note = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
 
 
@@ -197,8 +214,8 @@ class RejectSchema(BaseSchema):
 
 
 class AuditEntrySchema(BaseSchema):
-    id = ma.fields.Integer()
-    actor_id = ma.fields.Integer(allow_none=True)
+    id = Integer()
+    actor_id = Integer(allow_none=True)
     actor_role = ma.fields.String()
     action = ma.fields.String()
     subject_type = ma.fields.String()
@@ -215,7 +232,7 @@ class StatsQuerySchema(QuerySchema):
 
 class _Mean(BaseSchema):
     mean = ma.fields.Float(allow_none=True)
-    count = ma.fields.Integer()
+    count = Integer()
 
 
 class _Waits(_Mean):
@@ -223,21 +240,21 @@ class _Waits(_Mean):
 
 
 class CounterFiguresSchema(BaseSchema):
-    counter_id = ma.fields.Integer()
-    number = ma.fields.Integer(allow_none=True)
+    counter_id = Integer()
+    number = Integer(allow_none=True)
     name_ar = ma.fields.String(allow_none=True)
     name_en = ma.fields.String(allow_none=True)
-    called = ma.fields.Integer()
-    done = ma.fields.Integer()
+    called = Integer()
+    done = Integer()
 
 
 class StatsSchema(BaseSchema):
     centre_id = ma.fields.String()
     timezone = ma.fields.String()
     date = ma.fields.Date()
-    tickets = ma.fields.Integer(metadata={"description": "Visits (tickets not created by a transfer)"})
-    by_source = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
-    by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    tickets = Integer(metadata={"description": "Visits (tickets not created by a transfer)"})
+    by_source = ma.fields.Dict(keys=ma.fields.String(), values=Integer())
+    by_status = ma.fields.Dict(keys=ma.fields.String(), values=Integer())
     wait_minutes = ma.fields.Nested(_Waits)
     service_minutes = ma.fields.Nested(_Mean)
     no_show_rate = ma.fields.Float(allow_none=True)

@@ -3,10 +3,10 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from app.schemas import BaseSchema
+from app.schemas import N_, BaseSchema, Integer
 
 LANGUAGES = ("ar", "en")
-NATIONAL_ID = validate.Regexp(r"^\d{10}$", error="A national number has 10 digits.")
+NATIONAL_ID = validate.Regexp(r"^\d{10}$", error=N_("A national number has 10 digits."))
 
 
 class RegisterSchema(BaseSchema):
@@ -17,7 +17,8 @@ class RegisterSchema(BaseSchema):
     password = ma.fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200))
     language = ma.fields.String(load_default="ar", validate=validate.OneOf(LANGUAGES))
     residence_country = ma.fields.String(
-        load_default="JO", validate=validate.Regexp(r"^[A-Za-z]{2}$", error="Use a two-letter country code.")
+        load_default="JO",
+        validate=validate.Regexp(r"^[A-Za-z]{2}$", error=N_("Use a two-letter country code.")),
     )
 
 
@@ -48,7 +49,7 @@ class RefreshSchema(BaseSchema):
 class TokenPairSchema(BaseSchema):
     access_token = ma.fields.String(required=True)
     refresh_token = ma.fields.String(required=True)
-    expires_in = ma.fields.Integer(required=True, metadata={"description": "Access token lifetime, seconds"})
+    expires_in = Integer(required=True, metadata={"description": "Access token lifetime, seconds"})
     token_type = ma.fields.String()
 
 
@@ -66,6 +67,12 @@ class AccountSchema(BaseSchema):
 
 class ProfileUpdateSchema(BaseSchema):
     language = ma.fields.String(validate=validate.OneOf(LANGUAGES))
+
+    @ma.validates_schema
+    def _something_to_change(self, data, **kwargs):
+        if not data:
+            # An empty PATCH is a client mistake, not a success: name what can be changed.
+            raise ma.ValidationError({"language": [N_("Give the field to change.")]})
 
 
 class DependentsQuerySchema(BaseSchema):

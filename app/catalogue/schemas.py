@@ -7,11 +7,11 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.catalogue.models import ALLOCATIONS, CENTRE_KINDS, ELIGIBILITY_RULES
-from app.schemas import BaseSchema, QuerySchema
+from app.schemas import N_, BaseSchema, Integer, QuerySchema
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SLUG = validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error="Use lowercase letters, digits and hyphens.")
-SERVICE_CODE = validate.Regexp(r"^[a-z_]+\.[a-z_]+$", error="A service code looks like `group.name`.")
+SLUG = validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", error=N_("Use lowercase letters, digits and hyphens."))
+SERVICE_CODE = validate.Regexp(r"^[a-z_]+\.[a-z_]+$", error=N_("A service code looks like `group.name`."))
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 # A closing time may be "24:00": open until midnight (around the clock with "00:00"-"24:00").
 HHMM_CLOSE = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
@@ -21,7 +21,7 @@ def _valid_zone(value: str) -> bool:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ma.ValidationError("Unknown IANA time zone.") from None
+        raise ma.ValidationError(N_("Unknown IANA time zone.")) from None
     return True
 
 
@@ -34,7 +34,7 @@ def _valid_hours(value: dict) -> bool:
         if day not in WEEKDAYS:
             raise ma.ValidationError(f"Unknown weekday {day!r}; use {', '.join(WEEKDAYS)}.")
         if not isinstance(intervals, list):
-            raise ma.ValidationError("Each weekday holds a list of [open, close] pairs.")
+            raise ma.ValidationError(N_("Each weekday holds a list of [open, close] pairs."))
         previous_close = ""
         for pair in intervals:
             if (
@@ -44,9 +44,9 @@ def _valid_hours(value: dict) -> bool:
                 or not _matches(HHMM, pair[0])
                 or not _matches(HHMM_CLOSE, pair[1])
             ):
-                raise ma.ValidationError('Each interval is ["HH:MM", "HH:MM"].')
+                raise ma.ValidationError(N_('Each interval is ["HH:MM", "HH:MM"].'))
             if pair[0] >= pair[1] or pair[0] < previous_close:
-                raise ma.ValidationError("Intervals must close after they open and not overlap.")
+                raise ma.ValidationError(N_("Intervals must close after they open and not overlap."))
             previous_close = pair[1]
     return True
 
@@ -64,8 +64,8 @@ class WeeklyHoursField(ma.fields.Dict):
 
 
 class CounterSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
-    number = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=999))
+    id = Integer(dump_only=True)
+    number = Integer(required=True, minimum=1, maximum=999)
     name_ar = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
     name_en = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
     name = ma.fields.Method("localised_name", dump_only=True)
@@ -78,7 +78,7 @@ class CounterSchema(BaseSchema):
 
 
 class ClosureSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     date = ma.fields.Date(required=True)
     reason_ar = ma.fields.String(load_default="", validate=validate.Length(max=200))
     reason_en = ma.fields.String(load_default="", validate=validate.Length(max=200))
@@ -91,7 +91,7 @@ class ServiceSchema(BaseSchema):
     agency_ar = ma.fields.String(load_default="", validate=validate.Length(max=200))
     agency_en = ma.fields.String(load_default="", validate=validate.Length(max=200))
     group = ma.fields.String(dump_only=True, metadata={"description": "Part of the code before the dot"})
-    avg_service_minutes = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=480))
+    avg_service_minutes = Integer(load_default=10, minimum=1, maximum=480)
     ticket_prefix = ma.fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{1,2}$"))
     high_demand = ma.fields.Boolean(load_default=False)
     eligibility = ma.fields.String(load_default="none", validate=validate.OneOf(ELIGIBILITY_RULES))
@@ -106,20 +106,19 @@ class ServiceUpdateSchema(ServiceSchema):
 
 
 class OfferingSchema(BaseSchema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     centre_id = ma.fields.String(dump_only=True)
     service = ma.fields.String(required=True, attribute="service_code", validate=SERVICE_CODE)
-    slot_minutes = ma.fields.Integer(load_default=20, validate=validate.Range(min=5, max=480))
-    capacity = ma.fields.Integer(load_default=2, validate=validate.Range(min=1, max=500))
-    walk_in_share = ma.fields.Integer(
+    slot_minutes = Integer(load_default=20, minimum=5, maximum=480)
+    capacity = Integer(load_default=2, minimum=1, maximum=500)
+    walk_in_share = Integer(
         load_default=0,
-        validate=validate.Range(min=0, max=100),
+        minimum=0,
+        maximum=100,
         metadata={"description": "Percent of capacity kept for walk-ins"},
     )
-    urgent_reserve_per_day = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=500))
-    horizon_days = ma.fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=365)
-    )
+    urgent_reserve_per_day = Integer(load_default=0, minimum=0, maximum=500)
+    horizon_days = Integer(load_default=None, allow_none=True, minimum=1, maximum=365)
     weekly_hours = WeeklyHoursField(
         load_default=None, allow_none=True, metadata={"description": "Overrides the centre's hours when set"}
     )
@@ -189,7 +188,7 @@ class KioskCreateSchema(BaseSchema):
 
 
 class KioskSchema(BaseSchema):
-    id = ma.fields.Integer()
+    id = Integer()
     centre_id = ma.fields.String()
     name = ma.fields.String()
     created_at = ma.fields.AwareDateTime()

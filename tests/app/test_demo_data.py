@@ -88,3 +88,30 @@ def test_kiosk_token_command_prints_a_working_token(make, runner, client):
     assert token.startswith("ksk_")
     missing = runner.invoke(args=["kiosk-token", "no-such-centre"])
     assert missing.exit_code != 0
+
+
+def test_registry_people_without_an_account_can_register(runner, client, app):
+    from app.demo import UNREGISTERED_PEOPLE
+
+    assert runner.invoke(args=["demo-data"]).exit_code == 0
+    born, _ = UNREGISTERED_PEOPLE["9990000301"]
+    body = {
+        "national_id": "9990000301",
+        "date_of_birth": born.isoformat(),
+        "full_name": "Newcomer",
+        "phone": "+962790000301",
+        "password": "Newcomer-pass-2026",
+    }
+    r = client.post("/api/v1/auth/register", json=body)
+    assert r.status_code == 201, r.json
+    # Loading the demo data again leaves the newcomer's own account alone.
+    assert runner.invoke(args=["demo-data"]).exit_code == 0
+    with app.app_context():
+        from app.extensions import db
+
+        account = db.session.scalar(select(Account).where(Account.national_id == "9990000301"))
+        assert account is not None and account.full_name == "Newcomer"
+        others = db.session.scalar(
+            select(func.count()).where(Account.national_id.in_(list(UNREGISTERED_PEOPLE)))
+        )
+    assert others == 1

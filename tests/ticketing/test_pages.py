@@ -157,3 +157,21 @@ def test_display_reconnects_by_itself_when_its_stream_drops(kit, app, live_serve
     # The reconnected stream carries live calls again.
     page.wait_for_function("document.getElementById('latest-number').textContent === 'C-001'", timeout=5_000)
     page.close()
+
+
+@pytest.mark.browser
+def test_the_pages_run_under_the_content_security_policy(kit, live_server, browser):
+    """Swagger UI, the display and the console start from their files: the CSP refuses nothing they need."""
+    site = kit.site()
+    violations: list[str] = []
+    page = browser.new_page()
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{live_server}/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() > 20
+    page.goto(f"{live_server}/centres/{site.centre.id}/display?lang=en")
+    page.wait_for_selector("body[data-snapshots='1']", timeout=10_000)
+    page.goto(f"{live_server}/staff/console?lang=en")
+    page.wait_for_load_state("networkidle")
+    page.close()
+    assert not violations, violations
