@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PO := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: install lock run test test-sqlite test-postgres lint format bench translations extract-messages scheduler clean
+.PHONY: install lock run test test-sqlite test-postgres lint format bench translations extract-messages scheduler kiosk-token clean
 
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
@@ -43,6 +43,11 @@ run: install
 
 scheduler: install
 	$(FLASK) scheduler
+
+# `make kiosk-token CENTRE=amman-muqabalain`: register a kiosk for the centre and print its bearer token.
+kiosk-token: install
+	@test -n "$(CENTRE)" || { echo "usage: make kiosk-token CENTRE=<centre id>"; exit 2; }
+	$(FLASK) kiosk-token $(CENTRE)
 
 # SQLite + embedded Redis always; PostgreSQL + Redis too when TEST_DATABASE_URL / TEST_REDIS_URL are set.
 test: install

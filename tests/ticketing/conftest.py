@@ -196,6 +196,24 @@ def browser(chromium_path) -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            yield browser
+            yield _PagesWithoutCsp(browser)
         finally:
             browser.close()
+
+
+class _PagesWithoutCsp:
+    """Pages that ignore the Content-Security-Policy unless asked (`new_page(bypass_csp=False)`).
+
+    Playwright's `wait_for_function` polls by evaluating its expression inside the page, which the CSP
+    (no unsafe-eval) refuses; test_the_pages_run_under_the_content_security_policy keeps the CSP on.
+    """
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_page(self, **options):
+        options.setdefault("bypass_csp", True)
+        return self._browser.new_page(**options)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)

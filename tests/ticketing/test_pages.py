@@ -164,7 +164,7 @@ def test_the_pages_run_under_the_content_security_policy(kit, live_server, brows
     """Swagger UI, the display and the console start from their files: the CSP refuses nothing they need."""
     site = kit.site()
     violations: list[str] = []
-    page = browser.new_page()
+    page = browser.new_page(bypass_csp=False)
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{live_server}/docs")
     page.wait_for_selector(".opblock", timeout=20_000)
