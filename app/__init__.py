@@ -133,7 +133,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     register_retry_after_only_on_refusals(app)  # before the limiter, so it runs after it
     limiter.init_app(app)
     app.url_map.converters["int"] = IdConverter
-    api.init_app(app)
+    from app.contract import ContractPlugin
+
+    api.init_app(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     api.register_converter(IdConverter, id_converter_schema)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -14,6 +14,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
+from app.metrics import count_rate_limited, count_refusal
 from app.schemas import LIBRARY_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -200,12 +201,24 @@ def http_error_response(error: HTTPException):
         headers.setdefault("Retry-After", str(_retry_after_seconds(error)))
     if status >= 500:
         log.error("http error %s", status, extra={"request_id": g.get("request_id")})
+    count_refusal(status, code)
+    if status == 429:
+        count_rate_limited(_limit_name(error))
     response = jsonify(envelope(code, message, details))
     response.status_code = status
     for name, value in headers.items():
         response.headers[name] = value
     _challenge(response, code)
     return response
+
+
+def _limit_name(error: HTTPException) -> str:
+    """The limit a 429 tripped: its scope (a named limit such as `holds-phone`), else its text."""
+    limit = getattr(error, "limit", None)
+    scope = getattr(limit, "scope", None)
+    if isinstance(scope, str) and scope:
+        return scope
+    return str(getattr(limit, "limit", "")) or "unknown"
 
 
 def _retry_after_seconds(error: HTTPException) -> int:
@@ -220,6 +233,7 @@ def app_error_response(error: AppError):
     """Render a domain refusal."""
     response = jsonify(envelope(error.code, error.render_message(), error.details))
     response.status_code = error.status
+    count_refusal(error.status, error.code)
     for name, value in error.headers.items():
         response.headers[name] = value
     _challenge(response, error.code)
@@ -244,6 +258,7 @@ def unexpected_error_response(error: Exception):
         return http_error_response(error)
     log.exception("unhandled error", extra={"request_id": g.get("request_id")})
     code, message = _HTTP_ERRORS[500]
+    count_refusal(500, code)
     response = jsonify(envelope(code, message, {"request_id": g.get("request_id")}))
     response.status_code = 500
     return response

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from flask import Flask
 from sqlalchemy import text
 
+from app.metrics import JOB_RUNS, JOB_SECONDS
+
 log = logging.getLogger("sanad.jobs")
 _local_locks: dict[str, threading.Lock] = {}
 _local_locks_guard = threading.Lock()
@@ -94,14 +96,19 @@ def run_job(app: Flask, job_id: str, target: str) -> int | None:
             with job_lock(job_id) as acquired:
                 if not acquired:
                     _log(logging.INFO, "job.skipped", job_id, reason="locked elsewhere")
+                    JOB_RUNS.labels(job_id, "skipped").inc()
                     return None
                 count = func()
         except Exception:
             db.session.rollback()
             _log(logging.ERROR, "job.failed", job_id, exc_info=True, target=target)
+            JOB_RUNS.labels(job_id, "failed").inc()
+            JOB_SECONDS.labels(job_id).observe(time.perf_counter() - started)
             return None
         finally:
             db.session.remove()
+    JOB_RUNS.labels(job_id, "ok").inc()
+    JOB_SECONDS.labels(job_id).observe(time.perf_counter() - started)
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     _log(logging.INFO, "job.finished", job_id, count=count, duration_ms=duration_ms)
     return count

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from app.errors import NotFound, Unauthorized
 from app.extensions import db
+from app.metrics import StoreFigures, count_business_answer
 from app.redis_client import get_redis
 
 bp = Blueprint("ops", __name__)
@@ -61,8 +62,20 @@ def metrics() -> Response:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry) + _store_figures(), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY) + _store_figures(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _store_figures() -> bytes:
+    """The gauges read from the database now (queue lengths, the push outbox), in the same text format."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreFigures())
+    try:
+        return generate_latest(registry)
+    finally:
+        db.session.remove()
 
 
 def _require_metrics_token() -> None:
@@ -88,6 +101,7 @@ def register_metrics(app: Flask) -> None:
     def _observe(response):
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         REQUESTS.labels(request.method, endpoint, response.status_code).inc()
+        count_business_answer(response)
         started = g.get("metrics_started")
         if started is not None:
             LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import TooManyRequests
 
 from app.catalogue.routes import SelectPage
+from app.contract import refusals
 from app.errors import http_error_response
 from app.extensions import client_ip, limiter
 from app.idempotency import idempotent
@@ -160,6 +161,7 @@ def _rate_limited(error):
 
 
 @bp.route("/centres/<string:centre_id>/slots")
+@refusals(errors.OutsideHorizon)
 @limit_search()
 @bp.arguments(SlotQuerySchema, location="query")
 @bp.response(200, AvailableSlotSchema(many=True))
@@ -185,6 +187,20 @@ def list_slots(args, centre_id):
 
 
 @bp.route("/bookings", methods=["POST"])
+@refusals(
+    errors.SlotNotFound,
+    errors.SlotFull,
+    errors.OutsideHorizon,
+    errors.ActiveBookingExists,
+    errors.QuotaExceeded,
+    errors.HoldLimit,
+    errors.BookingSuspended,
+    errors.NotEligible,
+    errors.DeviceLimit,
+    errors.AccountNotVerified,
+    errors.AppCheckFailed,
+    errors.AppCheckUnavailable,
+)
 @idempotent
 @limit_holds()
 @_limit_holds_by_phone()
@@ -238,6 +254,7 @@ def get_booking(reference):
 
 
 @bp.route("/bookings/<string:reference>/confirm", methods=["POST"])
+@refusals(errors.HoldExpired, errors.InvalidBookingState, errors.AppCheckFailed, errors.AppCheckUnavailable)
 @limit_holds()
 @auth_required("citizen")
 @bp.response(200, BookingSchema)
@@ -249,6 +266,7 @@ def confirm(reference):
 
 
 @bp.route("/bookings/<string:reference>/cancel", methods=["POST"])
+@refusals(errors.InvalidBookingState)
 @auth_required("citizen")
 @bp.response(200, BookingSchema)
 def cancel(reference):
@@ -257,6 +275,15 @@ def cancel(reference):
 
 
 @bp.route("/bookings/<string:reference>/reschedule", methods=["POST"])
+@refusals(
+    errors.SlotNotFound,
+    errors.SlotFull,
+    errors.OutsideHorizon,
+    errors.SameSlot,
+    errors.WrongService,
+    errors.InvalidBookingState,
+    errors.HoldExpired,
+)
 @limit_holds()
 @auth_required("citizen")
 @bp.arguments(RescheduleSchema)

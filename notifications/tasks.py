@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from app import clock
 from app.extensions import db
 from notifications.fcm import FcmSender, PushMessage, SendOutcome, SendResult
+from notifications.metrics import count_push_outcomes
 from notifications.models import Device, Notification, PushDelivery
 from notifications.services import queue_notification
 
@@ -241,6 +242,7 @@ def _deliver(sender: FcmSender, claimed: list[_Claimed]) -> int:
         db.session.execute(update(PushDelivery).where(*mine).values(**values))
         counts[values["status"]] = counts.get(values["status"], 0) + 1
     db.session.commit()
+    count_push_outcomes(counts)
     log.info(
         f"push batch of {len(claimed)}: {counts}",
         extra={"fields": {"event": "push.batch", "claimed": len(claimed), "outcomes": counts}},

@@ -6,6 +6,21 @@ from flask import Blueprint as PageBlueprint
 from flask import Response, abort, current_app, render_template, request, stream_with_context
 from flask_smorest import Blueprint
 from ticketing import events, services
+from ticketing.errors import (
+    ActiveTicketExists,
+    CounterInUse,
+    CounterNotOpen,
+    InvalidDate,
+    RatingNotAllowed,
+    RemoteTicketsDisabled,
+    ServiceNotOffered,
+    ServiceNotServed,
+    TicketState,
+    UrgentAlreadyDecided,
+    UrgentNotAllowed,
+    UrgentQuotaExceeded,
+    UrgentRequestPending,
+)
 from ticketing.schemas import (
     ApproveSchema,
     AuditEntrySchema,
@@ -29,11 +44,14 @@ from ticketing.schemas import (
 )
 
 from app.catalogue.routes import SelectPage
+from app.contract import refusals
 from app.errors import NotFound
 from app.extensions import db
 from app.idempotency import idempotent
+from app.metrics import SSE_STREAMS
 from app.redis_client import get_redis
 from app.security import auth_required, require_centre, require_principal
+from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
 
 bp = Blueprint("ticketing", __name__, url_prefix="/api/v1", description="Queue")
 pages_bp = PageBlueprint(
@@ -49,6 +67,7 @@ pages_bp = PageBlueprint(
 
 
 @bp.route("/centres/<string:centre_id>/tickets", methods=["POST"])
+@refusals(ServiceNotOffered, RemoteTicketsDisabled, ActiveTicketExists)
 @idempotent
 @auth_required("kiosk", "staff", "citizen")
 @bp.arguments(TicketCreateSchema)
@@ -69,6 +88,7 @@ def issue_ticket(args, centre_id):
 
 
 @bp.route("/centres/<string:centre_id>/check-in", methods=["POST"])
+@refusals(CheckInWindow, BookingNotConfirmed, InvalidBookingState)
 @idempotent
 @auth_required("kiosk", "staff")
 @bp.arguments(CheckInSchema)
@@ -81,6 +101,7 @@ def check_in_at_centre(args, centre_id):
 
 
 @bp.route("/bookings/<string:reference>/check-in", methods=["POST"])
+@refusals(CheckInWindow, BookingNotConfirmed, InvalidBookingState)
 @idempotent
 @auth_required("citizen")
 @bp.response(201, TicketSchema)
@@ -111,6 +132,7 @@ def get_ticket(ticket_id):
 
 
 @bp.route("/tickets/<int:ticket_id>/rating", methods=["POST"])
+@refusals(RatingNotAllowed)
 @auth_required("citizen")
 @bp.arguments(RatingSchema)
 @bp.response(200, TicketSchema)
@@ -152,11 +174,13 @@ def queue_stream(centre_id):
         db.session.remove()
     keepalive = current_app.config["QUEUE_KEEPALIVE_SECONDS"]
     body = stream_with_context(
-        events.stream_events(
-            pubsub,
-            snapshot,
-            keepalive_seconds=keepalive,
-            max_seconds=current_app.config["QUEUE_STREAM_MAX_SECONDS"],
+        _counted_stream(
+            events.stream_events(
+                pubsub,
+                snapshot,
+                keepalive_seconds=keepalive,
+                max_seconds=current_app.config["QUEUE_STREAM_MAX_SECONDS"],
+            )
         )
     )
     return Response(
@@ -166,10 +190,20 @@ def queue_stream(centre_id):
     )
 
 
+def _counted_stream(stream):
+    """The stream, counted in `sanad_sse_streams_open` while a display holds it open."""
+    SSE_STREAMS.inc()
+    try:
+        yield from stream
+    finally:
+        SSE_STREAMS.dec()
+
+
 # ---------------------------------------------------------------------------------- staff: counters
 
 
 @bp.route("/staff/counters/<int:counter_id>/open", methods=["POST"])
+@refusals(CounterInUse, ServiceNotServed)
 @auth_required("staff")
 @bp.arguments(CounterOpenSchema)
 @bp.response(200, CounterSessionSchema)
@@ -181,6 +215,7 @@ def open_counter(args, counter_id):
 
 
 @bp.route("/staff/counters/<int:counter_id>/close", methods=["POST"])
+@refusals(CounterNotOpen)
 @auth_required("staff")
 @bp.response(200, CounterSessionSchema)
 def close_counter(counter_id):
@@ -197,6 +232,7 @@ def counter_state(counter_id):
 
 
 @bp.route("/staff/counters/<int:counter_id>/call-next", methods=["POST"])
+@refusals(CounterNotOpen)
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 @bp.alt_response(204, description="Nobody is waiting for the services of this counter")
@@ -217,6 +253,7 @@ def _staff_action(action, ticket_id):
 
 
 @bp.route("/staff/tickets/<int:ticket_id>/recall", methods=["POST"])
+@refusals(TicketState, CounterNotOpen)
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 def recall(ticket_id):
@@ -225,6 +262,7 @@ def recall(ticket_id):
 
 
 @bp.route("/staff/tickets/<int:ticket_id>/start", methods=["POST"])
+@refusals(TicketState, CounterNotOpen)
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 def start(ticket_id):
@@ -233,6 +271,7 @@ def start(ticket_id):
 
 
 @bp.route("/staff/tickets/<int:ticket_id>/complete", methods=["POST"])
+@refusals(TicketState, CounterNotOpen)
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 def complete(ticket_id):
@@ -241,6 +280,7 @@ def complete(ticket_id):
 
 
 @bp.route("/staff/tickets/<int:ticket_id>/no-show", methods=["POST"])
+@refusals(TicketState, CounterNotOpen)
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 def no_show(ticket_id):
@@ -249,6 +289,7 @@ def no_show(ticket_id):
 
 
 @bp.route("/staff/tickets/<int:ticket_id>/transfer", methods=["POST"])
+@refusals(TicketState, ServiceNotOffered)
 @auth_required("staff")
 @bp.arguments(TransferSchema)
 @bp.response(200, TicketSchema)
@@ -261,6 +302,7 @@ def transfer(args, ticket_id):
 
 
 @bp.route("/staff/centres/<string:centre_id>/urgent-tickets", methods=["POST"])
+@refusals(ServiceNotOffered)
 @idempotent
 @auth_required("supervisor")
 @bp.arguments(UrgentTicketCreateSchema)
@@ -297,6 +339,7 @@ def audit_log(centre_id):
 
 
 @bp.route("/urgent-requests", methods=["POST"])
+@refusals(UrgentNotAllowed, InvalidDate, UrgentQuotaExceeded, UrgentRequestPending, ServiceNotOffered)
 @idempotent
 @auth_required("citizen")
 @bp.arguments(UrgentRequestCreateSchema)
@@ -343,6 +386,7 @@ def list_centre_urgent_requests(args, centre_id):
 
 
 @bp.route("/staff/urgent-requests/<int:request_id>/approve", methods=["POST"])
+@refusals(UrgentAlreadyDecided, InvalidDate, UrgentQuotaExceeded, UrgentReserveExhausted)
 @auth_required("supervisor")
 @bp.arguments(ApproveSchema)
 @bp.response(200, StaffUrgentRequestSchema)
@@ -354,6 +398,7 @@ def approve_urgent_request(args, request_id):
 
 
 @bp.route("/staff/urgent-requests/<int:request_id>/reject", methods=["POST"])
+@refusals(UrgentAlreadyDecided)
 @auth_required("supervisor")
 @bp.arguments(RejectSchema)
 @bp.response(200, StaffUrgentRequestSchema)

@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.accounts import services
+from app.accounts import errors, services
 from app.accounts.schemas import (
     AccountSchema,
     DependentSchema,
@@ -17,6 +17,7 @@ from app.accounts.schemas import (
     TokenPairSchema,
     VerifyPhoneSchema,
 )
+from app.contract import refusals
 from app.ratelimit import limit_codes, limit_logins
 from app.security import auth_required, require_principal
 
@@ -25,6 +26,7 @@ me_bp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The sign
 
 
 @bp.route("/register", methods=["POST"])
+@refusals(errors.IdentityMismatch, errors.InvalidPhone, errors.WeakPassword, errors.AccountExists)
 @limit_codes()
 @bp.arguments(RegisterSchema)
 @bp.response(201, RegisteredSchema)
@@ -45,6 +47,7 @@ def resend_code(args):
 
 
 @bp.route("/verify-phone", methods=["POST"])
+@refusals(errors.CodeInvalid, errors.CodeExpired)
 @limit_codes()
 @bp.arguments(VerifyPhoneSchema)
 @bp.response(200, TokenPairSchema)
@@ -54,6 +57,7 @@ def verify_phone(args):
 
 
 @bp.route("/login", methods=["POST"])
+@refusals(errors.InvalidCredentials, errors.AccountLocked, errors.PhoneNotVerified)
 @limit_logins()
 @bp.arguments(LoginSchema)
 @bp.response(200, TokenPairSchema)
@@ -63,6 +67,7 @@ def login(args):
 
 
 @bp.route("/refresh", methods=["POST"])
+@refusals(errors.RefreshRejected)
 @limit_logins()
 @bp.arguments(RefreshSchema)
 @bp.response(200, TokenPairSchema)
@@ -72,6 +77,7 @@ def refresh(args):
 
 
 @bp.route("/logout", methods=["POST"])
+@refusals(errors.RefreshRejected)
 @bp.arguments(RefreshSchema)
 @bp.response(204)
 def logout(args):

@@ -22,6 +22,8 @@ from app.catalogue.schemas import (
     ServiceSchema,
     ServiceUpdateSchema,
 )
+from app.contract import refusals
+from app.errors import Conflict
 from app.extensions import DB_INT_MAX, db
 from app.security import auth_required
 
@@ -77,6 +79,7 @@ def get_centre(centre_id):
 
 
 @admin_bp.route("/centres", methods=["POST"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(CentreCreateSchema)
 @admin_bp.response(201, CentreDetailSchema)
@@ -86,6 +89,7 @@ def create_centre(args):
 
 
 @admin_bp.route("/centres/<string:centre_id>", methods=["PATCH"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(CentreUpdateSchema(partial=True))
 @admin_bp.response(200, CentreDetailSchema)
@@ -95,6 +99,7 @@ def update_centre(args, centre_id):
 
 
 @admin_bp.route("/centres/<string:centre_id>/counters", methods=["POST"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(CounterSchema)
 @admin_bp.response(201, CounterSchema)
@@ -104,6 +109,7 @@ def add_counter(args, centre_id):
 
 
 @admin_bp.route("/counters/<int:counter_id>", methods=["DELETE"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.response(204)
 def remove_counter(counter_id):
@@ -113,6 +119,7 @@ def remove_counter(counter_id):
 
 
 @admin_bp.route("/centres/<string:centre_id>/closures", methods=["POST"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(ClosureSchema)
 @admin_bp.response(201, ClosureSchema)
@@ -122,6 +129,7 @@ def add_closure(args, centre_id):
 
 
 @admin_bp.route("/closures/<int:closure_id>", methods=["DELETE"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.response(204)
 def remove_closure(closure_id):
@@ -131,6 +139,7 @@ def remove_closure(closure_id):
 
 
 @admin_bp.route("/services", methods=["POST"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(ServiceSchema)
 @admin_bp.response(201, ServiceSchema)
@@ -140,6 +149,7 @@ def create_service(args):
 
 
 @admin_bp.route("/services/<string:code>", methods=["PATCH"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(ServiceUpdateSchema(partial=True))
 @admin_bp.response(200, ServiceSchema)
@@ -149,6 +159,7 @@ def update_service(args, code):
 
 
 @admin_bp.route("/centres/<string:centre_id>/offerings", methods=["POST"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(OfferingSchema)
 @admin_bp.response(201, OfferingSchema)
@@ -158,6 +169,7 @@ def create_offering(args, centre_id):
 
 
 @admin_bp.route("/offerings/<int:offering_id>", methods=["PATCH"])
+@refusals(Conflict)
 @auth_required("admin")
 @admin_bp.arguments(OfferingUpdateSchema(partial=True))
 @admin_bp.response(200, OfferingSchema)
