@@ -50,7 +50,7 @@ from app.extensions import db
 from app.idempotency import idempotent
 from app.metrics import SSE_STREAMS
 from app.redis_client import get_redis
-from app.security import auth_required, require_centre, require_principal
+from app.security import CentreForbidden, auth_required, require_centre, require_principal
 from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
 
 bp = Blueprint("ticketing", __name__, url_prefix="/api/v1", description="Queue")
@@ -127,7 +127,10 @@ def list_my_tickets():
 @bp.response(200, TicketSchema)
 def get_ticket(ticket_id):
     """A ticket with its position and estimated wait (its citizen, or staff and kiosks of its centre)."""
-    ticket = services.get_ticket(ticket_id=ticket_id, principal=require_principal())
+    try:
+        ticket = services.get_ticket(ticket_id=ticket_id, principal=require_principal())
+    except CentreForbidden:
+        raise NotFound() from None  # staff and kiosks elsewhere do not learn that the ticket exists
     return services.with_position(ticket)
 
 
