@@ -164,9 +164,23 @@ def _rate_limited(error):
 @refusals(errors.OutsideHorizon)
 @limit_search()
 @bp.arguments(SlotQuerySchema, location="query")
-@bp.response(200, AvailableSlotSchema(many=True))
+@bp.response(
+    200,
+    AvailableSlotSchema(many=True),
+    headers={
+        availability.NEXT_FROM_HEADER: {
+            "description": f"Only when the answer was cut at {availability.SLOTS_PER_ANSWER} slots "
+            "(at the end of a day): the day to search `from` for the rest.",
+            "schema": {"type": "string", "format": "date"},
+        }
+    },
+)
 def list_slots(args, centre_id):
-    """Slots with seats left for a service at a centre, inside the cut-off and the caller's horizon."""
+    """Slots with seats left for a service at a centre, inside the cut-off and the caller's horizon.
+
+    Without `from`, from now; without `to`, to the end of the caller's horizon (RESIDENT_HORIZON_DAYS,
+    or EXPATRIATE_HORIZON_DAYS abroad). A `from` past it is 422 `outside_horizon`, naming the last day.
+    """
     principal = current_principal()
     account_id = principal.id if principal is not None and principal.role == "citizen" else None
     body, next_from = availability.available_slots_json(
