@@ -8,7 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.catalogue.schemas import SLUG
-from app.schemas import BaseSchema, QuerySchema
+from app.schemas import BaseSchema, Integer, QuerySchema
 from booking.release_models import DRAW_STATUSES, ENTRY_STATUSES, PARTS_OF_DAY, WAITLIST_STATUSES
 from booking.services import local_iso
 
@@ -40,9 +40,7 @@ class DrawCreateSchema(BaseSchema):
     days_to = ma.fields.Date(required=True, validate=_SENSIBLE)
     entries_open_at = AwareInstant(required=True)
     entries_close_at = AwareInstant(required=True)
-    confirm_hours = ma.fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=168)
-    )
+    confirm_hours = Integer(load_default=None, allow_none=True, minimum=1, maximum=168)
 
 
 class DrawCancelSchema(BaseSchema):
@@ -56,7 +54,7 @@ class DrawQuerySchema(QuerySchema):
 
 
 class DrawSchema(BaseSchema):
-    draw_id = ma.fields.Integer(attribute="id")
+    draw_id = Integer(attribute="id")
     centre_id = ma.fields.String()
     service = ma.fields.String(attribute="service_code")
     days_from = ma.fields.Date()
@@ -71,7 +69,7 @@ class DrawSchema(BaseSchema):
     entries = ma.fields.Method("entry_count")
     seed_commitment = ma.fields.String(metadata={"description": "hex SHA-256 of the seed's bytes"})
     seed = ma.fields.Method("public_seed", allow_none=True, metadata={"description": "Null until drawn"})
-    confirm_hours = ma.fields.Integer()
+    confirm_hours = Integer()
     drawn_at = ma.fields.Method("local_drawn")
 
     def zone(self, obj):
@@ -105,13 +103,13 @@ class EntryCreateSchema(BaseSchema):
 
 
 class EntrySchema(BaseSchema):
-    entry_id = ma.fields.Integer(attribute="id")
-    draw_id = ma.fields.Integer()
+    entry_id = Integer(attribute="id")
+    draw_id = Integer()
     entry_token = ma.fields.String()
     part_of_day = ma.fields.String()
     status = ma.fields.String(metadata={"enum": list(ENTRY_STATUSES)})
     reason = ma.fields.String(attribute="excluded_reason", allow_none=True)
-    rank = ma.fields.Integer(allow_none=True, metadata={"description": "Place in the draw order once drawn"})
+    rank = Integer(allow_none=True, metadata={"description": "Place in the draw order once drawn"})
     reference = ma.fields.Method("booking_reference", allow_none=True)
     booking_status = ma.fields.Method("booking_state", allow_none=True)
 
@@ -140,7 +138,7 @@ class WaitlistCreateSchema(BaseSchema):
 
 
 class WaitlistSchema(BaseSchema):
-    waitlist_id = ma.fields.Integer(attribute="id")
+    waitlist_id = Integer(attribute="id")
     service = ma.fields.String(attribute="service_code")
     centre_id = ma.fields.String()
     date_from = ma.fields.Date(data_key="from")
@@ -174,10 +172,10 @@ class WaitlistSchema(BaseSchema):
 
 
 class SeatSchema(BaseSchema):
-    slot_id = ma.fields.Integer()
+    slot_id = Integer()
     start = ma.fields.String()
     part_of_day = ma.fields.String()
-    seats = ma.fields.Integer()
+    seats = Integer()
 
 
 class TokenSchema(BaseSchema):
@@ -192,11 +190,11 @@ class ExcludedSchema(BaseSchema):
 
 class AllocationSchema(BaseSchema):
     entry_token = ma.fields.String()
-    slot_id = ma.fields.Integer()
+    slot_id = Integer()
 
 
 class DrawResultSchema(BaseSchema):
-    draw_id = ma.fields.Integer()
+    draw_id = Integer()
     seed = ma.fields.String()
     seed_commitment = ma.fields.String()
     method = ma.fields.String()
