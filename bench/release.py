@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import threading
 import time
@@ -25,6 +26,9 @@ from typing import Any
 RELEASE_CENTRE = "irbid"
 RELEASE_SERVICE = "passport.renew"
 RELEASE_ENTRANTS = 20_000
+# BENCH_ENTRANTS shrinks the burst on a machine too busy to serve 20,000 entries in reasonable time;
+# the draw always runs over RELEASE_ENTRANTS (the rest are written straight to the table).
+BURST_ENTRANTS = int(os.environ.get("BENCH_ENTRANTS", RELEASE_ENTRANTS))
 RELEASE_SEATS = 1_000
 WAITLIST_SERVICE = "civil.non_conviction"
 WAITLIST_WAITING = 1_000
@@ -118,7 +122,7 @@ def draw_entries(bench) -> dict[str, Any]:
     from bench import prepare
     from bench.run import one
 
-    citizens = _ensure_citizens(bench, RELEASE_ENTRANTS)[:RELEASE_ENTRANTS]
+    citizens = _ensure_citizens(bench, RELEASE_ENTRANTS)[:BURST_ENTRANTS]
     draw_id = _release_draw(bench)
     tokens = prepare.write_lines(bench.tmp / "entrants.txt", [token for _, token in citizens])
     r = bench.wrk(
@@ -147,7 +151,8 @@ def draw_entries(bench) -> dict[str, Any]:
         "seconds": r["seconds"],
         "entries_201": entered,
         "answers_per_s": round(answered / r["seconds"], 1) if r["seconds"] else None,
-        "entries_per_s": round(entered / r["seconds"], 1) if r["seconds"] else None,
+        # From the first to the last entry written: wrk's own time also counts its idle tail.
+        "entries_per_s": round(entered / span, 1) if span else None,
         "first_to_last_entry_s": round(span, 2),
         "latency_ms": r["latency_ms"],
         "worker_cpu_ms_per_request": r["worker_cpu_ms_per_request"],

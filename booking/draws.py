@@ -279,6 +279,7 @@ def create_draw(
         db.session.flush()
         _audit(draw, "draw.create", actor_id=admin_id, actor_role="admin", details=_public_fields(draw))
         db.session.commit()
+        forget_active_draws()
     except Exception:
         db.session.rollback()
         raise
@@ -331,6 +332,7 @@ def cancel_draw(*, admin_id: int, draw_id: int, reason: str | None = None) -> Dr
     )
     _audit(draw, "draw.cancel", actor_id=admin_id, actor_role="admin", reason=reason)
     db.session.commit()
+    forget_active_draws()
     db.session.expire_all()
     return get_draw(draw_id=draw_id)
 
@@ -532,15 +534,65 @@ def undrawn_draw_for(*, offering_id: int, local_date: dt.date) -> int | None:
     return db.session.scalar(keeps_off_sale(offering_id, local_date))
 
 
-def check_first_come(*, slot: Slot, account_id: int, group: str) -> None:
+_ACTIVE_SECONDS = 1.0
+_active: dict[str, Any] = {"at": -_ACTIVE_SECONDS, "offerings": frozenset(), "groups": frozenset()}
+
+
+def _active_draws() -> tuple[frozenset[int], frozenset[str]]:
+    """Offerings and service groups with a draw that keeps days off sale, remembered 1 s per process.
+
+    So a hold pays nothing for draws when none is running (the common case), and one query when one is.
+    """
+    import time
+
+    if time.monotonic() - _active["at"] >= _ACTIVE_SECONDS:
+        rows = db.session.execute(
+            select(Draw.offering_id, Draw.service_group, Draw.status).where(
+                or_(
+                    Draw.status.in_(UNDRAWN_STATUSES),
+                    and_(Draw.status == "drawn", Draw.waitlist_open.is_(True)),
+                )
+            )
+        ).all()
+        _active.update(
+            at=time.monotonic(),
+            offerings=frozenset(r.offering_id for r in rows),
+            groups=frozenset(r.service_group for r in rows if r.status in UNDRAWN_STATUSES),
+        )
+    return _active["offerings"], _active["groups"]
+
+
+def forget_active_draws() -> None:
+    """Read the draws again at the next hold (after creating, running or cancelling one here)."""
+    _active["at"] = -_ACTIVE_SECONDS
+
+
+def check_first_come(*, slot_id: int, account_id: int) -> None:
     """Refuse a first-come hold on a day a draw gives (409 in_draw), or while the citizen's entry counts."""
-    draw_id = undrawn_draw_for(offering_id=slot.offering_id, local_date=slot.local_date)
+    offerings, groups = _active_draws()
+    if not offerings:
+        return
+    row = db.session.execute(
+        select(Slot.offering_id, Slot.local_date, Service.group)
+        .join(Offering, Offering.id == Slot.offering_id)
+        .join(Service, Service.code == Offering.service_code)
+        .where(Slot.id == slot_id)
+    ).first()
+    if row is None:
+        return  # the hold answers slot_not_found
+    draw_id = entry_draw = None
+    if row.offering_id in offerings or row.group in groups:
+        draw_id, entry_draw = db.session.execute(
+            select(
+                keeps_off_sale(row.offering_id, row.local_date).scalar_subquery(),
+                _live_entry_in_group(account_id, row.group).scalar_subquery(),
+            )
+        ).one()
     if draw_id is not None:
         raise errors.InDraw(details={"draw_id": draw_id})
-    entered = db.session.scalar(_live_entry_in_group(account_id, group))
-    if entered is not None:
+    if entry_draw is not None:
         raise errors.ActiveBookingExists(
-            details={"reason": "draw_entry", "service_group": group, "draw_id": entered}
+            details={"reason": "draw_entry", "service_group": row.group, "draw_id": entry_draw}
         )
 
 
@@ -583,6 +635,7 @@ def run_draw(*, draw_id: int, actor_id: int | None = None, actor_role: str = "sy
         while _seat_winners(draw_id):
             pass
         _finish(draw_id)
+    forget_active_draws()
     db.session.expire_all()
     return get_draw(draw_id=draw_id)
 

@@ -16,7 +16,7 @@ from app.idempotency import idempotent
 from app.qr import qr_svg
 from app.ratelimit import limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal
-from booking import availability, errors, services
+from booking import availability, draws, errors, services
 from booking.schemas import (
     AbuseEventQuerySchema,
     AbuseEventSchema,
@@ -243,6 +243,7 @@ def hold(args):
     """Hold a seat for HOLD_SECONDS; confirm before `hold_expires_at`."""
     principal = require_principal("citizen")
     _require_app_check(principal.id)
+    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # SPEC §9: 409 in_draw
     return services.hold_slot(
         account_id=principal.id, slot_id=args["slot_id"], device_id=_device_id(), ip=client_ip()
     )
@@ -305,6 +306,7 @@ def cancel(reference):
 def reschedule(args, reference):
     """Move a booking to another slot of the same service, atomically."""
     principal = require_principal("citizen")
+    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # SPEC §9: 409 in_draw
     return services.reschedule_booking(account_id=principal.id, reference=reference, slot_id=args["slot_id"])
 
 

@@ -30,8 +30,6 @@ from booking.draws import _audit, check_group_quota, part_of_day
 from booking.models import Booking, Slot
 from booking.release_models import Draw, DrawEntry, WaitlistEntry
 
-CANDIDATE_BATCH = 20
-
 
 def _cfg(name: str) -> Any:
     return current_app.config[name]
@@ -198,16 +196,17 @@ def offer_freed_seats(*, slot_id: int, now: dt.datetime) -> int:
     service = db.session.get(Service, offering.service_code)
     offered = 0
     while offered < free:
+        # One at a time: a transaction locks only the entry it is about to offer to, so SKIP LOCKED
+        # passes over nobody who is not being served by another transaction at this very moment.
         candidates = _draw_candidates(draw, part) if draw is not None else _waitlist_candidates(slot, part)
         if not candidates:
             if draw is not None:
                 _close_draw_waitlist_if_empty(draw)
             break
-        for candidate in candidates:
-            if offered >= free:
-                break
-            if _offer_one(candidate, slot, offering, service, draw, now):
-                offered += 1
+        outcome = _offer_one(candidates[0], slot, offering, service, draw, now)
+        if outcome == "no_seat":
+            break
+        offered += outcome == "offered"
     return offered
 
 
@@ -226,7 +225,7 @@ def _draw_candidates(draw: Draw, part: str) -> list[DrawEntry]:
                     DrawEntry.part_of_day.in_(("any", part)),
                 )
                 .order_by(DrawEntry.rank)
-                .limit(CANDIDATE_BATCH)
+                .limit(1)
             )
         )
     )
@@ -245,7 +244,7 @@ def _waitlist_candidates(slot: Slot, part: str) -> list[WaitlistEntry]:
                     WaitlistEntry.part_of_day.in_(("any", part)),
                 )
                 .order_by(WaitlistEntry.id)
-                .limit(CANDIDATE_BATCH)
+                .limit(1)
             )
         )
     )
@@ -280,8 +279,8 @@ def _refusal(account: Account | None, service: Service, timezone: str, today: dt
 
 def _offer_one(
     entry: DrawEntry | WaitlistEntry, slot: Slot, offering: Offering, service: Service, draw: Draw | None, now
-) -> bool:
-    """Offer one seat of `slot` to `entry` as a held booking; False if it cannot have it (entry closed)."""
+) -> str:
+    """Offer one seat of `slot` to `entry` as a held booking: offered, skipped (entry closed), or no_seat."""
     from booking.services import _insert_booking, _notify
 
     is_draw = draw is not None
@@ -301,7 +300,7 @@ def _offer_one(
             .values(**closed)
             .execution_options(synchronize_session=False)
         )
-        return False
+        return "skipped"
     taken = db.session.execute(
         update(Slot)
         .where(Slot.id == slot.id, Slot.open.is_(True), Slot.booked < Slot.capacity)
@@ -309,7 +308,7 @@ def _offer_one(
         .execution_options(synchronize_session=False)
     ).rowcount
     if taken != 1:
-        return False
+        return "no_seat"
     expires = min(now + dt.timedelta(minutes=_cfg("WAITLIST_OFFER_MINUTES")), slot.start)
     try:
         with db.session.begin_nested():
@@ -357,7 +356,7 @@ def _offer_one(
                 .values(**closed)
                 .execution_options(synchronize_session=False)
             )
-        return False
+        return "skipped"
     _notify(
         booking,
         "waitlist_offer",
@@ -374,7 +373,7 @@ def _offer_one(
             actor_role="system",
             details={"entry_token": entry.entry_token, "slot_id": slot.id, "reference": booking.reference},
         )
-    return True
+    return "offered"
 
 
 class _AlreadyClaimed(Exception):

@@ -1,11 +1,12 @@
 -- Release crowd: every citizen of BENCH_TOKENS enters the draw at BENCH_PATH once, as fast as the
--- connections allow; a thread stops when all its citizens are answered. Entry ids go to "samples".
-local tokens, mine, cursor, answered, parts
+-- connections allow; a thread stops when all its citizens are answered (or, if one answer never comes,
+-- after 1,000 idle answers once everything was sent). Entry ids go to "samples".
+local tokens, mine, cursor, answered, parts, idle
 
 function init(args)
   tokens = read_lines(os.getenv("BENCH_TOKENS"))
   local nthreads = tonumber(os.getenv("BENCH_THREADS"))
-  mine, cursor, answered = {}, 0, 0
+  mine, cursor, answered, idle = {}, 0, 0, 0
   for i = 1, #tokens do
     if (i - 1) % nthreads == tid then mine[#mine + 1] = i end
   end
@@ -39,6 +40,7 @@ function response(status, headers, body)
     end
   else
     bump("idle_" .. status)
+    idle = idle + 1
   end
-  if answered >= #mine then wrk.thread:stop() end
+  if answered >= #mine or idle >= 1000 then wrk.thread:stop() end
 end

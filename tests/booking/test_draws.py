@@ -365,3 +365,33 @@ def test_slots_of_an_undrawn_draw_are_not_listed_for_first_come_sale(release, ki
     assert client.get(path, headers=kit.headers_for(citizen)).get_json() == []
     client.post(f"/api/v1/admin/draws/{draw_id}/cancel", json={}, headers=release.admin_headers)
     assert len(client.get(path, headers=kit.headers_for(citizen)).get_json()) == 6
+
+
+def test_first_come_holds_on_draw_days_are_refused_in_draw(release, kit, client):
+    citizen = kit.citizen_id()
+    inside = release.slots[0]
+    outside = kit.call(_make_slot, release.offering.id, _at(_local_day(6), 9), 2, _local_day(6))
+    before = client.post("/api/v1/bookings", json={"slot_id": inside.id}, headers=kit.headers_for(citizen))
+    assert before.status_code == 201  # no draw yet: first come
+    kit.call(lambda: db.session.execute(db.delete(Booking)) and db.session.commit())
+    kit.call(lambda: db.session.execute(db.update(Slot).values(booked=0)) and db.session.commit())
+
+    draw_id = release.create().get_json()["draw_id"]
+    refused = client.post("/api/v1/bookings", json={"slot_id": inside.id}, headers=kit.headers_for(citizen))
+    assert refused.status_code == 409, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "in_draw"
+    assert refused.get_json()["error"]["details"]["draw_id"] == draw_id
+    assert kit.slot_state(inside.id) == (0, 2) and _count(kit, Booking) == 0
+
+    # Other days sell as usual, but not to someone whose entry in the group counts as a booking.
+    other = kit.citizen_id()
+    assert (
+        client.post(
+            "/api/v1/bookings", json={"slot_id": outside.id}, headers=kit.headers_for(other)
+        ).status_code
+        == 201
+    )
+    assert release.enter(draw_id, citizen).status_code == 201
+    entered = client.post("/api/v1/bookings", json={"slot_id": outside.id}, headers=kit.headers_for(citizen))
+    assert entered.status_code == 409 and entered.get_json()["error"]["code"] == "active_booking_exists"
+    assert entered.get_json()["error"]["details"]["draw_id"] == draw_id
