@@ -97,11 +97,15 @@ def _engine_options(settings: Settings) -> dict:
     if settings.database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # Per process: keep workers × (pool + overflow) under PostgreSQL's max_connections.
+    # Pre-ping replaces connections a restart killed, so the pool heals by itself when PostgreSQL is back;
+    # the connect timeout turns an unreachable host into a quick 503 instead of a hung worker.
     return {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
+        "pool_timeout": settings.db_connect_timeout,
+        "connect_args": {"connect_timeout": settings.db_connect_timeout},
     }
 
 

@@ -1,4 +1,5 @@
-"""Commands: `flask --app wsgi demo-data` and `flask --app wsgi kiosk-token CENTRE_ID`."""
+"""Commands: `flask --app wsgi demo-data`, `flask --app wsgi kiosk-token CENTRE_ID` and
+`flask --app wsgi display-token CENTRE_ID`."""
 
 from __future__ import annotations
 
@@ -40,4 +41,23 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(f"no centre {centre_id!r}")
         count = db.session.scalar(select(func.count()).where(KioskDevice.centre_id == centre_id)) or 0
         _, token = create_kiosk(centre_id=centre_id, name=name or f"kiosk-{count + 1}")
+        click.echo(token)
+
+    @app.cli.command("display-token")
+    @click.argument("centre_id")
+    @click.option("--name", default=None, help="A name for the screen (default: display-<n>)")
+    def display_token(centre_id: str, name: str | None) -> None:
+        """Register a hall display for CENTRE_ID and print its token (last line); the screen opens
+        `/api/v1/centres/CENTRE_ID/queue/stream?token=…` past the per-address cap."""
+        from sqlalchemy import func, select
+
+        from app.accounts.models import DisplayScreen
+        from app.accounts.services import create_display
+        from app.catalogue.models import Centre
+        from app.extensions import db
+
+        if db.session.get(Centre, centre_id) is None:
+            raise click.ClickException(f"no centre {centre_id!r}")
+        count = db.session.scalar(select(func.count()).where(DisplayScreen.centre_id == centre_id)) or 0
+        _, token = create_display(centre_id=centre_id, name=name or f"display-{count + 1}")
         click.echo(token)

@@ -115,12 +115,24 @@ class Settings:
     queue_service_time_samples: int = 20
     queue_keepalive_seconds: int = 15
     queue_stream_max_seconds: int = 900
+    # Live display streams (queue/streams.py): anonymous screens per address and in total (across workers),
+    # and all screens per worker process. A hall has a few screens; a flood has thousands.
+    queue_streams_per_address: int = 20
+    queue_streams_anonymous_max: int = 1000
+    queue_streams_per_worker: int = 1000
     urgent_max_approved: int = 2
     urgent_window_days: int = 365
     # Seconds an availability answer is reused from Redis (booking/availability.py says why that is safe;
     # 0: off, the default under APP_ENV=test so tests read their own writes).
     availability_cache_seconds: int = 2
     idempotency_ttl_hours: int = 24
+    # How long a claimed Idempotency-Key waits for its request before a replay may take it over
+    # (app/idempotency.py); longer than any healthy request, short enough that a client's retry succeeds.
+    idempotency_lease_seconds: int = 10
+    # `Retry-After` of the 503 answered while PostgreSQL (or Redis, where it is needed) is unreachable.
+    unavailable_retry_after_seconds: int = 2
+    # Seconds to wait for a PostgreSQL connection before answering 503 (a lost host must not hang workers).
+    db_connect_timeout: int = 3
     app_check_required: bool = False
     app_check_project_number: str | None = None
     fcm_credentials: str | None = None

@@ -9,9 +9,11 @@ import re
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, g, jsonify
+import redis
+from flask import Flask, current_app, g, jsonify
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from app.metrics import count_rate_limited, count_refusal
@@ -109,6 +111,14 @@ class Conflict(AppError):
     message = _l("This conflicts with the current state.")
 
 
+class Unavailable(AppError):
+    """A store the request needs (PostgreSQL) cannot be reached: the client should retry, not give up."""
+
+    status = 503
+    code = "unavailable"
+    message = _l("The service is briefly unavailable. Please try again in a moment.")
+
+
 # Messages for errors raised by Werkzeug, webargs or Flask-Limiter rather than by our services.
 _HTTP_ERRORS: dict[int, tuple[str, Any]] = {
     400: ("bad_request", _l("The request could not be read.")),
@@ -122,7 +132,41 @@ _HTTP_ERRORS: dict[int, tuple[str, Any]] = {
     422: ("validation_error", ValidationFailed.message),
     429: ("rate_limited", _l("Too many requests. Please wait and try again.")),
     500: ("internal_error", _l("Something went wrong on our side. Please try again later.")),
+    503: ("unavailable", Unavailable.message),
 }
+
+# Errors that mean a store is unreachable (refused, reset, timed out, pool exhausted), not a bug.
+_STORE_DOWN = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    sa_exc.PendingRollbackError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
+def store_unreachable(error: BaseException | None) -> bool:
+    """Whether `error` (or what it wraps) says PostgreSQL or Redis could not be reached."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, _STORE_DOWN):
+            return True
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        error = getattr(error, "original_exception", None) or error.__cause__
+        seen += 1
+    return False
+
+
+def unavailable_response():
+    """503 `unavailable` in the envelope, with `Retry-After`."""
+    try:
+        retry = int(current_app.config.get("UNAVAILABLE_RETRY_AFTER_SECONDS", 2))
+    except (TypeError, ValueError):
+        retry = 2
+    return app_error_response(Unavailable(headers={"Retry-After": str(retry)}))
 
 
 class ErrorBodySchema(ma.Schema):
@@ -254,6 +298,10 @@ def _challenge(response, code: str) -> None:
 
 def unexpected_error_response(error: Exception):
     """A 500 without a traceback for the client; the log keeps it, with the request id."""
+    if store_unreachable(error):
+        # An outage, not a bug: one line in the log, and an answer the client knows how to retry.
+        log.warning("store unreachable: %s", type(error).__name__, extra={"request_id": g.get("request_id")})
+        return unavailable_response()
     if isinstance(error, HTTPException):
         return http_error_response(error)
     log.exception("unhandled error", extra={"request_id": g.get("request_id")})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import request
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -14,6 +16,28 @@ from werkzeug.routing import IntegerConverter
 from app.database import Base
 from app.errors import ErrorEnvelopeSchema, http_error_response
 from app.schemas import DB_INT_MAX
+
+log = logging.getLogger(__name__)
+
+
+class SanadSQLAlchemy(SQLAlchemy):
+    """Flask-SQLAlchemy whose end-of-request cleanup survives a dead connection.
+
+    Removing the session rolls back on its connection; when PostgreSQL has gone away that raises from
+    Flask's teardown, outside every error handler, and the server answers its own HTML 500 instead of
+    our 503. The connection is already unusable: drop it from the pool and forget the session.
+    """
+
+    def _teardown_session(self, exc: BaseException | None) -> None:
+        try:
+            self.session.remove()
+        except Exception:
+            log.warning("session cleanup failed on a lost connection", exc_info=True)
+            try:
+                self.session.invalidate()
+            except Exception:
+                log.debug("invalidating the lost connection failed", exc_info=True)
+            self.session.registry.clear()
 
 
 class SanadApi(Api):
@@ -69,7 +93,7 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+db = SanadSQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 api = SanadApi()
 babel = Babel()

@@ -22,6 +22,7 @@ from app.errors import AppError, Forbidden, Unauthorized
 
 ALGORITHM = "HS256"
 KIOSK_TOKEN_PREFIX = "ksk_"
+DISPLAY_TOKEN_PREFIX = "dsp_"  # hall displays: opens one centre's live stream, nothing else
 # A staff right is also a supervisor's; nothing else is implied.
 ROLE_INCLUDES = {"staff": {"staff", "supervisor"}}
 
@@ -29,6 +30,11 @@ ROLE_INCLUDES = {"staff": {"staff", "supervisor"}}
 class InvalidToken(Unauthorized):
     code = "invalid_token"
     message = _l("Your session is not valid. Please sign in again.")
+
+
+class SessionEnded(InvalidToken):
+    code = "session_ended"
+    message = _l("You have signed out of this session. Please sign in again.")
 
 
 class CentreForbidden(Forbidden):
@@ -45,6 +51,7 @@ class Principal:
     centre_id: str | None = None
     language: str = "ar"
     phone_key: str | None = None  # a keyed digest of the account's phone, for per-phone rate limits
+    session_id: str | None = None  # the sign-in session (refresh family) the access token belongs to
 
     @property
     def is_kiosk(self) -> bool:
@@ -68,11 +75,18 @@ def phone_key(phone: str) -> str:
 
 
 def issue_access_token(
-    *, account_id: int, role: str, centre_id: str | None, language: str, phone: str | None = None
+    *,
+    account_id: int,
+    role: str,
+    centre_id: str | None,
+    language: str,
+    phone: str | None = None,
+    session_id: str | None = None,
 ) -> tuple[str, int]:
     """A short-lived access JWT signed with the active key; returns (token, lifetime in seconds).
 
-    With `phone`, the token carries its keyed digest (`phk`), so per-phone limits need no database read.
+    With `phone`, the token carries its keyed digest (`phk`), so per-phone limits need no database read;
+    with `session_id` (`sid`), ending that session refuses the token (app/revocation.py).
     """
     cfg = current_app.config
     now = clock.now()
@@ -92,6 +106,8 @@ def issue_access_token(
         claims["cid"] = centre_id
     if phone:
         claims["phk"] = phone_key(phone)
+    if session_id:
+        claims["sid"] = session_id
     kid = cfg["JWT_ACTIVE_KID"]
     token = jwt.encode(claims, cfg["JWT_KEYS"][kid], algorithm=ALGORITHM, headers={"kid": kid})
     return token, lifetime
@@ -172,12 +188,19 @@ def _principal_from_request() -> Principal | None:
         account_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise InvalidToken() from exc
+    session_id = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+    if session_id is not None:
+        from app.revocation import is_revoked
+
+        if is_revoked(session_id):
+            raise SessionEnded()
     return Principal(
         id=account_id,
         role=claims["role"],
         centre_id=claims.get("cid"),
         language=claims.get("lang", "ar"),
         phone_key=claims.get("phk") if isinstance(claims.get("phk"), str) else None,
+        session_id=session_id,
     )
 
 

@@ -16,7 +16,7 @@ from app.idempotency import idempotent
 from app.qr import qr_svg
 from app.ratelimit import limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal
-from booking import availability, draws, errors, services
+from booking import availability, draws, errors, recovery, services
 from booking.schemas import (
     AbuseEventQuerySchema,
     AbuseEventSchema,
@@ -200,6 +200,17 @@ def list_slots(args, centre_id):
 # ----------------------------------------------------------------------------------------- bookings
 
 
+def _orphan_hold(claimed_at):
+    """The hold a replayed request's first attempt wrote before it died (answered as that attempt's 201)."""
+    principal = current_principal()
+    body = request.get_json(silent=True)
+    slot_id = body.get("slot_id") if isinstance(body, dict) else None
+    if principal is None or principal.role != "citizen" or type(slot_id) is not int:
+        return None
+    booking = recovery.find_orphan_hold(account_id=principal.id, slot_id=slot_id, since=claimed_at)
+    return (BookingSchema().dump(booking), 201) if booking is not None else None
+
+
 @bp.route("/bookings", methods=["POST"])
 @refusals(
     errors.SlotNotFound,
@@ -215,7 +226,7 @@ def list_slots(args, centre_id):
     errors.AppCheckFailed,
     errors.AppCheckUnavailable,
 )
-@idempotent
+@idempotent(recover=_orphan_hold)
 @limit_holds()
 @_limit_holds_by_phone()
 @auth_required("citizen")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -25,6 +25,8 @@ RECONNECT_MS = 3000
 WAITING_COUNTS_SECONDS = 30
 RECOUNT_MS = 5000  # how long others wait for a recount before counting themselves
 _BUILT = "_built"  # marks a hash written whole from the database (not one an increment created)
+# Events kept per centre for screens that reconnect (a few minutes of a busy hall); older gaps get a snapshot.
+EVENT_LOG_LENGTH = 200
 
 
 def channel(centre_id: str) -> str:
@@ -36,12 +38,31 @@ def _message(centre_id: str, event_type: str, payload: Mapping[str, Any]) -> str
     return json.dumps({"type": event_type, "centre_id": centre_id, **payload}, default=str)
 
 
+def sequence_key(centre_id: str) -> str:
+    """The counter that numbers a centre's events (the SSE `id:` a screen resumes from)."""
+    return f"centre:{centre_id}:queue:seq"
+
+
+def log_key(centre_id: str) -> str:
+    """The list of a centre's latest events, in order, for screens resuming with `Last-Event-ID`."""
+    return f"centre:{centre_id}:queue:log"
+
+
 def publish(centre_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
     """Publish one event (call after commit); a Redis hiccup never undoes what the database holds."""
     try:
-        get_redis().publish(channel(centre_id), _message(centre_id, event_type, payload))
+        client = get_redis()
+        client.register_script(_PUBLISH_CHANGES)(
+            keys=_keys(centre_id),
+            args=[channel(centre_id), EVENT_LOG_LENGTH, 1, _message(centre_id, event_type, payload)],
+            client=client,
+        )
     except redis.RedisError:
         log.warning("queue event not published", extra={"centre_id": centre_id, "event": event_type})
+
+
+def _keys(centre_id: str) -> list[str]:
+    return [waiting_key(centre_id), sequence_key(centre_id), log_key(centre_id)]
 
 
 def waiting_key(centre_id: str) -> str:
@@ -80,16 +101,26 @@ def store_waiting_counts(centre_id: str, counts: Mapping[str, int]) -> None:
 
 
 # After a commit, in one round trip: publish the change's events, move the waiting counts by the change and
-# publish them (`queue.updated`). Returns 0, publishing no counts, if the hash was not written whole from
-# the database (expired, or never built). KEYS[1]: the counts hash. ARGV: the channel, the number n of
-# events, the n events, then (for the counts) the message's text before and after them, and
-# (service, change) pairs. Counts are written as json.dumps would: sorted, ", " and ": ".
+# publish them (`queue.updated`). Every event is numbered from the centre's counter (`"id"` first in its
+# JSON, the SSE `id:`) and appended to the centre's event log. Returns 0, publishing no counts, if the hash
+# was not written whole from the database (expired, or never built). KEYS: the counts hash, the counter,
+# the log. ARGV: the channel, the log's length, the number n of events, the n events (JSON objects), then
+# (for the counts) the message's text before and after them, and (service, change) pairs. Counts are
+# written as json.dumps would: sorted, ", " and ": ".
 _PUBLISH_CHANGES = """
-local channel, n = ARGV[1], tonumber(ARGV[2])
-for i = 3, 2 + n do redis.call('PUBLISH', channel, ARGV[i]) end
-local before, after = ARGV[3 + n], ARGV[4 + n]
+local channel, keep, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function emit(message)
+  local id = redis.call('INCR', KEYS[2])
+  local numbered = '{"id": ' .. id .. ', ' .. string.sub(message, 2)
+  redis.call('PUBLISH', channel, numbered)
+  redis.call('RPUSH', KEYS[3], numbered)
+  redis.call('LTRIM', KEYS[3], -keep, -1)
+  redis.call('EXPIRE', KEYS[3], 86400)
+end
+for i = 4, 3 + n do emit(ARGV[i]) end
+local before, after = ARGV[4 + n], ARGV[5 + n]
 if before == nil then return 1 end
-for i = 5 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local stored = redis.call('HGETALL', KEYS[1])
 local built, codes, counts = false, {}, {}
 for i = 1, #stored, 2 do
@@ -105,7 +136,7 @@ if not built then return 0 end
 table.sort(codes)
 local parts = {}
 for i, code in ipairs(codes) do parts[i] = cjson.encode(code) .. ': ' .. counts[code] end
-redis.call('PUBLISH', channel, before .. '{' .. table.concat(parts, ', ') .. '}' .. after)
+emit(before .. '{' .. table.concat(parts, ', ') .. '}' .. after)
 return 1
 """
 
@@ -124,7 +155,7 @@ def publish_changes(
     messages = [_message(centre_id, event_type, payload) for event_type, payload in changes]
     if not messages and waiting_delta is None:
         return
-    args: list[str | int] = [channel(centre_id), len(messages), *messages]
+    args: list[str | int] = [channel(centre_id), EVENT_LOG_LENGTH, len(messages), *messages]
     if waiting_delta is not None:
         before = f'{{"type": {json.dumps(QUEUE_UPDATED)}, "centre_id": {json.dumps(centre_id)}, "waiting": '
         args += [before, f', "at": {json.dumps(at)}}}']
@@ -133,9 +164,7 @@ def publish_changes(
                 args += [code, change]
     try:
         client = get_redis()
-        published = client.register_script(_PUBLISH_CHANGES)(
-            keys=[waiting_key(centre_id)], args=args, client=client
-        )
+        published = client.register_script(_PUBLISH_CHANGES)(keys=_keys(centre_id), args=args, client=client)
     except redis.RedisError:
         log.warning("queue events not published", extra={"centre_id": centre_id})
         return
@@ -158,44 +187,53 @@ def publish_changes(
         log.info("recount flag left to expire", extra={"centre_id": centre_id})
 
 
-def sse(event: str, data: Any) -> str:
-    """One server-sent event: `event:` line and a single-line JSON `data:`."""
+def sse(event: str, data: Any, event_id: int | None = None) -> str:
+    """One server-sent event: `id:` (when numbered), `event:` and a single-line JSON `data:`."""
     body = data if isinstance(data, str) else json.dumps(data, default=str, ensure_ascii=False)
-    return f"event: {event}\ndata: {body}\n\n"
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {body}\n\n"
 
 
-def stream_events(
-    pubsub: redis.client.PubSub,
-    snapshot: Mapping[str, Any],
-    *,
-    keepalive_seconds: float,
-    max_seconds: float | None = None,
-) -> Iterator[str]:
-    """Yield the snapshot, then each published event, with a keep-alive comment while quiet.
-
-    The caller subscribes `pubsub` before building the snapshot, so no event falls between the two.
-    After `max_seconds` the stream ends: the screen reconnects by itself and starts from a fresh
-    snapshot, so long-lived connections move across restarted workers and load-balancer timeouts.
-    """
-    started = time.monotonic()
+def parse_event(data: str) -> tuple[int | None, str] | None:
+    """(id, type) of a published event, or None if it is not one of ours."""
     try:
-        yield f"retry: {RECONNECT_MS}\n" + sse(SNAPSHOT, snapshot)
-        quiet_since = time.monotonic()
-        while max_seconds is None or time.monotonic() - started < max_seconds:
-            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message and message.get("type") == "message":
-                data = message["data"]
-                try:
-                    event = json.loads(data).get("type", "message")
-                except (ValueError, AttributeError):
-                    continue
-                yield sse(event, data)
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= keepalive_seconds:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-    finally:
-        try:
-            pubsub.close()
-        except redis.RedisError:  # the stream ends either way
-            log.info("pubsub close failed", exc_info=True)
+        event = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    event_id = event.get("id")
+    return (event_id if isinstance(event_id, int) else None), str(event.get("type", "message"))
+
+
+def current_event_id(centre_id: str) -> int | None:
+    """The id of the centre's latest event (a snapshot built after reading it includes it), if known."""
+    try:
+        value = get_redis().get(sequence_key(centre_id))
+    except redis.RedisError:
+        return None
+    return int(value) if value is not None else 0
+
+
+def events_since(centre_id: str, last_id: int) -> list[str] | None:
+    """The events after `last_id` in order, or None when the log no longer reaches back that far."""
+    try:
+        current, logged = (
+            get_redis()
+            .pipeline(transaction=False)
+            .get(sequence_key(centre_id))
+            .lrange(log_key(centre_id), 0, -1)
+            .execute()
+        )
+    except redis.RedisError:
+        return None
+    current = int(current) if current is not None else 0
+    if last_id > current:  # an id from before the counter was lost: it cannot be trusted
+        return None
+    if last_id == current:
+        return []
+    numbered = [(parse_event(data), data) for data in logged]
+    ids = [parsed[0] for parsed, _ in numbered if parsed and parsed[0] is not None]
+    if not ids or ids[0] > last_id + 1:
+        return None
+    return [data for parsed, data in numbered if parsed and parsed[0] is not None and parsed[0] > last_id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint as PageBlueprint
 from flask import Response, abort, current_app, render_template, request, stream_with_context
 from flask_smorest import Blueprint
-from ticketing import events, services
+from ticketing import services, streams
 from ticketing.errors import (
     ActiveTicketExists,
     CounterInUse,
@@ -46,11 +46,17 @@ from ticketing.schemas import (
 from app.catalogue.routes import SelectPage
 from app.contract import refusals
 from app.errors import NotFound
-from app.extensions import db
+from app.extensions import client_ip, db
 from app.idempotency import idempotent
 from app.metrics import SSE_STREAMS
-from app.redis_client import get_redis
-from app.security import CentreForbidden, auth_required, require_centre, require_principal
+from app.security import (
+    DISPLAY_TOKEN_PREFIX,
+    CentreForbidden,
+    InvalidToken,
+    auth_required,
+    require_centre,
+    require_principal,
+)
 from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
 
 bp = Blueprint("ticketing", __name__, url_prefix="/api/v1", description="Queue")
@@ -155,33 +161,47 @@ def queue_snapshot(centre_id):
 
 @bp.route("/centres/<string:centre_id>/queue/stream")
 @bp.doc(
+    parameters=[
+        {"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string"}},
+        {"in": "query", "name": "last_event_id", "required": False, "schema": {"type": "string"}},
+        {"in": "query", "name": "token", "required": False, "schema": {"type": "string"}},
+    ],
     responses={
         "200": {
-            "description": "Server-sent events: `snapshot` on connect, then `ticket.called`, "
-            "`ticket.recalled` and `queue.updated`; a keep-alive comment every ~15 s.",
+            "description": "Server-sent events, each with an `id:`: `snapshot` on connect, then "
+            "`ticket.called`, `ticket.recalled` and `queue.updated`; a keep-alive comment every ~15 s. "
+            "Reconnecting with `Last-Event-ID` sends the events missed (or a fresh snapshot). Anonymous "
+            "screens are capped per address (429) and in total (503); a display token "
+            "(`?token=dsp_…` or `Authorization: Bearer dsp_…`) is exempt from the per-address cap.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
-    }
+    },
 )
 def queue_stream(centre_id):
-    """Live queue events for the hall display (public)."""
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(events.channel(centre_id))  # before the snapshot: no event falls in between
+    """Live queue events for the hall display (public; capped per address unless a display token is sent)."""
+    exempt = _display_token_for(centre_id)
+    hub = streams.get_hub(current_app._get_current_object())
+    screen = hub.open(centre_id, client_ip(), exempt=exempt)  # registered before the snapshot is read
     try:
-        snapshot = services.queue_snapshot(centre_id=centre_id)
+        first, after_id = streams.first_frames(
+            centre_id,
+            request.headers.get("Last-Event-ID") or request.args.get("last_event_id"),
+            lambda: services.queue_snapshot(centre_id=centre_id),
+        )
     except Exception:
-        pubsub.close()
+        hub.close(screen)
         raise
     finally:
         # A stream must not hold a database connection (or SQLite's write lock) while it lasts.
         db.session.remove()
-    keepalive = current_app.config["QUEUE_KEEPALIVE_SECONDS"]
     body = stream_with_context(
         _counted_stream(
-            events.stream_events(
-                pubsub,
-                snapshot,
-                keepalive_seconds=keepalive,
+            streams.stream_screen(
+                hub,
+                screen,
+                first,
+                after_id=after_id,
+                keepalive_seconds=current_app.config["QUEUE_KEEPALIVE_SECONDS"],
                 max_seconds=current_app.config["QUEUE_STREAM_MAX_SECONDS"],
             )
         )
@@ -200,6 +220,25 @@ def _counted_stream(stream):
         yield from stream
     finally:
         SSE_STREAMS.dec()
+
+
+def _display_token_for(centre_id: str) -> bool:
+    """Whether the caller is a display of this centre (`Authorization: Bearer dsp_…` or `?token=dsp_…`,
+    since a browser's EventSource cannot send headers); a bad or foreign token is refused."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, bearer = header.partition(" ")
+    token = bearer.strip() if scheme.lower() == "bearer" else ""
+    token = token or request.args.get("token", "")
+    if not token.startswith(DISPLAY_TOKEN_PREFIX):
+        return False
+    from app.accounts.services import find_display_by_token
+
+    display = find_display_by_token(token)
+    if display is None:
+        raise InvalidToken()
+    if display.centre_id != centre_id:
+        raise CentreForbidden()
+    return True
 
 
 # ---------------------------------------------------------------------------------- staff: counters

@@ -129,6 +129,9 @@ def make_app(migrated_database):
 
     yield build
     for app in built:
+        hub = app.extensions.get("queue_stream_hub")
+        if hub is not None:  # its listener thread polls Redis until told to stop
+            hub.stop()
         with app.app_context():
             from app.extensions import db
 
@@ -191,3 +194,13 @@ def dead_redis_url() -> Iterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
         held.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused, nobody else can take it
         yield f"redis://127.0.0.1:{held.getsockname()[1]}/0"
+
+
+@pytest.fixture
+def dead_database_url() -> Iterator[str]:
+    """A PostgreSQL URL nothing answers (a port held bound, never listening): the database is down."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{held.getsockname()[1]}/sanad"

@@ -72,7 +72,8 @@ class RefreshToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Indexed: app/revocation.py copies the sessions revoked in the last minutes back into Redis.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
 
 
@@ -80,6 +81,20 @@ class KioskDevice(db.Model):
     """A ticket machine bound to one centre; its bearer token is stored hashed and can be revoked."""
 
     __tablename__ = "kiosk_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DisplayScreen(db.Model):
+    """A hall display bound to one centre: its token opens that centre's live stream past the per-address
+    cap (app/accounts/services.py stores it hashed, like a kiosk's)."""
+
+    __tablename__ = "display_screens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"), index=True)

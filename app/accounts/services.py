@@ -30,12 +30,19 @@ from app.accounts.errors import (
     RefreshRejected,
     WeakPassword,
 )
-from app.accounts.models import Account, KioskDevice, PhoneCode, RefreshToken
+from app.accounts.models import Account, DisplayScreen, KioskDevice, PhoneCode, RefreshToken
 from app.accounts.sms import get_sms_sender
 from app.errors import NotFound
 from app.extensions import db
 from app.registry.services import RegistryRecord, list_dependents, lookup_person
-from app.security import KIOSK_TOKEN_PREFIX, hash_token, issue_access_token, new_opaque_token
+from app.revocation import mark_revoked
+from app.security import (
+    DISPLAY_TOKEN_PREFIX,
+    KIOSK_TOKEN_PREFIX,
+    hash_token,
+    issue_access_token,
+    new_opaque_token,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +205,11 @@ def verify_phone(*, national_id: str, code: str) -> TokenPair:
 
 def _start_session(account: Account, family_id: str | None = None) -> TokenPair:
     refresh = new_opaque_token("rt_")
+    family_id = family_id or str(uuid.uuid4())
     db.session.add(
         RefreshToken(
             account_id=account.id,
-            family_id=family_id or str(uuid.uuid4()),
+            family_id=family_id,
             token_hash=hash_token(refresh),
             expires_at=clock.now() + dt.timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]),
         )
@@ -213,6 +221,7 @@ def _start_session(account: Account, family_id: str | None = None) -> TokenPair:
         centre_id=account.centre_id,
         language=account.language,
         phone=account.phone,
+        session_id=family_id,
     )
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=lifetime)
 
@@ -292,13 +301,14 @@ def refresh_session(*, refresh_token: str) -> TokenPair:
 
 
 def revoke_family(*, family_id: str) -> None:
-    """Revoke every refresh token of a family."""
+    """Revoke every refresh token of a family, and so the access tokens of that session."""
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=clock.now())
     )
     db.session.commit()
+    mark_revoked([family_id])
 
 
 def logout(*, refresh_token: str) -> None:
@@ -356,6 +366,23 @@ def find_kiosk_by_token(token: str) -> KioskDevice | None:
     if kiosk is None or kiosk.revoked_at is not None:
         return None
     return kiosk
+
+
+def create_display(*, centre_id: str, name: str) -> tuple[DisplayScreen, str]:
+    """Register a hall display for a centre; returns it and its token (shown once)."""
+    token = new_opaque_token(DISPLAY_TOKEN_PREFIX)
+    display = DisplayScreen(centre_id=centre_id, name=name, token_hash=hash_token(token))
+    db.session.add(display)
+    db.session.commit()
+    return display, token
+
+
+def find_display_by_token(token: str) -> DisplayScreen | None:
+    """The active display a token belongs to."""
+    display = db.session.scalar(select(DisplayScreen).where(DisplayScreen.token_hash == hash_token(token)))
+    if display is None or display.revoked_at is not None:
+        return None
+    return display
 
 
 def require_verified(account: Account) -> None:

@@ -1,0 +1,342 @@
+"""Display streams that cannot take the API down: one Redis subscription per worker, and caps.
+
+Each worker process holds ONE pattern subscription to every centre's channel and fans the events out to
+its open screens (a queue per screen), instead of one Redis connection per screen. The listener is a
+thread: a greenlet under gunicorn's gevent workers (monkey-patched), a real thread under the dev server.
+
+Caps (configuration): anonymous screens per address and in total across workers (Redis sorted sets of
+leases that the workers renew, so a killed worker's screens lapse by themselves), and all screens per
+worker (memory). Over a cap the stream is refused at once: 429 (this address) or 503 (full). A display
+token (`flask --app wsgi display-token CENTRE_ID`) is exempt from the per-address and anonymous caps.
+With Redis down the caps are counted per worker only (so at most workers × the cap) and the screens get
+keep-alives until the subscription is back; then every screen is ended, to reconnect with
+`Last-Event-ID` and get what it missed (or a fresh snapshot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import queue as stdlib_queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+from app.errors import AppError
+
+from . import events
+
+log = logging.getLogger(__name__)
+
+PATTERN = "centre:*:queue"
+LEASE_SECONDS = 60  # a screen's place in the cross-worker count lapses unless its worker renews it
+RENEW_SECONDS = 20
+SCREEN_BUFFER = 256  # events a slow screen may fall behind before it is ended (and resumes)
+_END = object()
+
+
+class StreamsFromAddress(AppError):
+    status = 429
+    code = "rate_limited"
+    message = _l("Too many live screens from this address. Use a display token, or try again later.")
+
+
+class StreamsFull(AppError):
+    status = 503
+    code = "unavailable"
+    message = _l("Too many live screens are open. Try again in a moment.")
+
+
+# Open a screen's place under the cross-worker caps, or say which cap it would pass.
+# KEYS: the anonymous set, the address set. ARGV: now, lease expiry, member, max anonymous, max per address.
+_OPEN = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 2 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], 3600)
+redis.call('EXPIRE', KEYS[2], 3600)
+return 0
+"""
+ANONYMOUS_KEY = "streams:anonymous"
+
+
+def _address_key(address: str) -> str:
+    return f"streams:address:{address}"
+
+
+@dataclass(eq=False)
+class Screen:
+    """One open stream: its events arrive in `inbox`, in order."""
+
+    centre_id: str
+    address: str
+    exempt: bool
+    member: str
+    inbox: stdlib_queue.Queue = field(default_factory=lambda: stdlib_queue.Queue(maxsize=SCREEN_BUFFER))
+    counted_in_redis: bool = False
+
+    def deliver(self, item: Any) -> None:
+        try:
+            self.inbox.put_nowait(item)
+        except stdlib_queue.Full:  # too slow: end it, it resumes from its last id
+            with contextlib.suppress(stdlib_queue.Empty):
+                self.inbox.get_nowait()
+            with contextlib.suppress(stdlib_queue.Full):
+                self.inbox.put_nowait(_END)
+
+
+class StreamHub:
+    """The worker's one subscription and its screens."""
+
+    def __init__(self, client: redis.Redis, config: Mapping[str, Any]) -> None:
+        self.client = client
+        self.per_address = int(config["QUEUE_STREAMS_PER_ADDRESS"])
+        self.anonymous_max = int(config["QUEUE_STREAMS_ANONYMOUS_MAX"])
+        self.per_worker = int(config["QUEUE_STREAMS_PER_WORKER"])
+        self.worker = uuid.uuid4().hex[:12]
+        self.pid = os.getpid()
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._screens: dict[str, set[Screen]] = {}
+        self._by_address: dict[str, int] = {}
+        self._count = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.subscribed = threading.Event()
+        self._open_script = client.register_script(_OPEN)
+
+    # ------------------------------------------------------------------ screens
+    def open(self, centre_id: str, address: str, *, exempt: bool) -> Screen:
+        """Count a new screen in (or refuse it at once) and start receiving its centre's events."""
+        self._ensure_listener()
+        screen = Screen(centre_id, address, exempt, f"{self.worker}:{next(self._numbers)}")
+        with self._lock:
+            if self._count >= self.per_worker:
+                raise StreamsFull(headers={"Retry-After": "30"}, details={"reason": "worker_full"})
+            if not exempt and self._by_address.get(address, 0) >= self.per_address:
+                raise StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+            self._count += 1
+            if not exempt:
+                self._by_address[address] = self._by_address.get(address, 0) + 1
+            self._screens.setdefault(centre_id, set()).add(screen)
+        if not exempt:
+            try:
+                self._count_in_redis(screen)
+            except AppError:
+                self._forget(screen)
+                raise
+        return screen
+
+    def _count_in_redis(self, screen: Screen) -> None:
+        now = time.time()
+        try:
+            refused = self._open_script(
+                keys=[ANONYMOUS_KEY, _address_key(screen.address)],
+                args=[now, now + LEASE_SECONDS, screen.member, self.anonymous_max, self.per_address],
+                client=self.client,
+            )
+        except redis.RedisError:  # counted in this worker only until Redis is back
+            log.warning("stream caps counted per worker: Redis unreachable")
+            return
+        if refused == 1:
+            raise StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+        if refused == 2:
+            raise StreamsFull(headers={"Retry-After": "30"}, details={"reason": "anonymous_full"})
+        screen.counted_in_redis = True
+
+    def close(self, screen: Screen) -> None:
+        """The screen went away: free its places."""
+        if not self._forget(screen):
+            return
+        if screen.counted_in_redis:
+            try:
+                with self.client.pipeline(transaction=False) as pipe:
+                    pipe.zrem(ANONYMOUS_KEY, screen.member)
+                    pipe.zrem(_address_key(screen.address), screen.member)
+                    pipe.execute()
+            except redis.RedisError:
+                log.info("stream place left to lapse", extra={"member": screen.member})
+
+    def _forget(self, screen: Screen) -> bool:
+        with self._lock:
+            screens = self._screens.get(screen.centre_id)
+            if screens is None or screen not in screens:
+                return False
+            screens.discard(screen)
+            if not screens:
+                del self._screens[screen.centre_id]
+            self._count -= 1
+            if not screen.exempt:
+                left = self._by_address.get(screen.address, 1) - 1
+                if left > 0:
+                    self._by_address[screen.address] = left
+                else:
+                    self._by_address.pop(screen.address, None)
+            return True
+
+    def open_count(self) -> int:
+        with self._lock:
+            return self._count
+
+    # ------------------------------------------------------------------ the one subscription
+    def _ensure_listener(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._listen, name="queue-stream-hub", daemon=True)
+            self._thread.start()
+        self.subscribed.wait(timeout=2)  # the first screen's events must not fall before the subscription
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _listen(self) -> None:
+        backoff = 0.5
+        was_lost = False
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.psubscribe(PATTERN)
+                if was_lost:  # events may have been missed: every screen resumes from its last id
+                    self._end_all()
+                self.subscribed.set()
+                backoff = 0.5
+                renewed = time.monotonic()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message and message.get("type") == "pmessage":
+                        self._dispatch(message["channel"], message["data"])
+                    if time.monotonic() - renewed >= RENEW_SECONDS:
+                        self._renew()
+                        renewed = time.monotonic()
+            except redis.RedisError:
+                log.warning("queue stream subscription lost; retrying", exc_info=True)
+                self.subscribed.clear()
+                was_lost = True
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    def _dispatch(self, channel_name: Any, data: Any) -> None:
+        name = channel_name.decode() if isinstance(channel_name, bytes) else str(channel_name)
+        centre_id = name.split(":", 2)[1] if name.count(":") >= 2 else ""
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        with self._lock:
+            screens = list(self._screens.get(centre_id, ()))
+        for screen in screens:
+            screen.deliver(text)
+
+    def _end_all(self) -> None:
+        with self._lock:
+            screens = [s for group in self._screens.values() for s in group]
+        for screen in screens:
+            screen.deliver(_END)
+
+    def _renew(self) -> None:
+        with self._lock:
+            counted = [s for group in self._screens.values() for s in group if s.counted_in_redis]
+        if not counted:
+            return
+        expiry = time.time() + LEASE_SECONDS
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for screen in counted:
+                    pipe.zadd(ANONYMOUS_KEY, {screen.member: expiry}, xx=True)
+                    pipe.zadd(_address_key(screen.address), {screen.member: expiry}, xx=True)
+                pipe.execute()
+        except redis.RedisError:
+            log.info("stream leases not renewed")
+
+
+_hub_lock = threading.Lock()
+
+
+def get_hub(app: Flask) -> StreamHub:
+    """This worker's hub (a forked worker builds its own: threads do not survive fork)."""
+    hub = app.extensions.get("queue_stream_hub")
+    if hub is not None and hub.pid == os.getpid():
+        return hub
+    with _hub_lock:
+        hub = app.extensions.get("queue_stream_hub")
+        if hub is None or hub.pid != os.getpid():
+            hub = StreamHub(app.extensions["redis"], app.config)
+            app.extensions["queue_stream_hub"] = hub
+    return hub
+
+
+def stream_screen(
+    hub: StreamHub,
+    screen: Screen,
+    first: list[str],
+    *,
+    after_id: int | None,
+    keepalive_seconds: float,
+    max_seconds: float | None,
+) -> Iterator[str]:
+    """Yield `first` (a snapshot or the missed events), then the screen's events, with keep-alives.
+
+    Events numbered at or below `after_id` are already in what was sent first, so they are skipped.
+    After `max_seconds` the stream ends: the screen reconnects by itself and resumes from its last id.
+    """
+    started = time.monotonic()
+    last_id = after_id
+    try:
+        yield f"retry: {events.RECONNECT_MS}\n" + "".join(first)
+        while max_seconds is None or time.monotonic() - started < max_seconds:
+            try:
+                item = screen.inbox.get(timeout=keepalive_seconds)
+            except stdlib_queue.Empty:
+                yield ": keep-alive\n\n"
+                continue
+            if item is _END:
+                return
+            parsed = events.parse_event(item)
+            if parsed is None:
+                continue
+            event_id, event_type = parsed
+            if event_id is not None and last_id is not None and event_id <= last_id:
+                continue
+            if event_id is not None:
+                last_id = event_id
+            yield events.sse(event_type, item, event_id)
+    finally:
+        hub.close(screen)
+
+
+def first_frames(
+    centre_id: str, last_event_id: str | None, snapshot: Callable[[], Mapping[str, Any]]
+) -> tuple[list[str], int | None]:
+    """What a (re)connecting screen gets first: the events it missed, else a fresh snapshot; and the id
+    it is then up to."""
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        wanted = int(last_event_id.strip())
+        missed = events.events_since(centre_id, wanted)
+        if missed is not None:
+            frames = []
+            last = wanted
+            for data in missed:
+                parsed = events.parse_event(data)
+                if parsed is None:
+                    continue
+                last = parsed[0] if parsed[0] is not None else last
+                frames.append(events.sse(parsed[1], data, parsed[0]))
+            return frames, last
+    current = events.current_event_id(centre_id)  # read before the snapshot: it includes that event
+    body = json.loads(json.dumps(snapshot(), default=str))
+    return [events.sse(events.SNAPSHOT, body, current)], current

@@ -1,0 +1,105 @@
+"""PostgreSQL unreachable: every answer is 503 `unavailable` in the envelope with `Retry-After` (never a
+500, never the server's HTML page), `/readyz` says not ready, and the pool heals by itself."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import DATABASE_URL, IS_POSTGRES
+
+API = "/api/v1"
+
+
+def _assert_unavailable(response) -> None:
+    assert response.status_code == 503, (response.status_code, response.get_data(as_text=True)[:200])
+    assert response.is_json
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_every_answer_is_503_while_the_database_is_down(make_app, dead_database_url):
+    app = make_app(DATABASE_URL=dead_database_url, DB_CONNECT_TIMEOUT="1")
+    client = app.test_client()
+    with app.app_context():
+        from app.security import issue_access_token
+
+        token, _ = issue_access_token(account_id=1, role="citizen", centre_id=None, language="en")
+    citizen = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+
+    _assert_unavailable(client.get(f"{API}/services"))
+    _assert_unavailable(client.get(f"{API}/centres/amman/slots?service=passport.renew"))
+    _assert_unavailable(
+        client.post(f"{API}/auth/login", json={"national_id": "9990000001", "password": "x1"})
+    )
+    _assert_unavailable(client.get(f"{API}/bookings", headers=citizen))
+    _assert_unavailable(
+        client.post(f"{API}/bookings", json={"slot_id": 1}, headers={**citizen, "Idempotency-Key": "k1"})
+    )
+    _assert_unavailable(client.get(f"{API}/centres/amman/queue"))
+    kiosk = {"Authorization": "Bearer ksk_whatever"}
+    _assert_unavailable(client.post(f"{API}/centres/amman/tickets", json={"service": "x"}, headers=kiosk))
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["status"] == "not_ready"
+    assert ready.get_json()["checks"]["database"].startswith("error")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_unavailable_message_is_localised(make_app, dead_database_url):
+    app = make_app(DATABASE_URL=dead_database_url, DB_CONNECT_TIMEOUT="1")
+    english = app.test_client().get(f"{API}/services", headers={"Accept-Language": "en"}).get_json()
+    arabic = app.test_client().get(f"{API}/services", headers={"Accept-Language": "ar"}).get_json()
+    assert english["error"]["message"] != arabic["error"]["message"]
+
+
+def _with_application_name(url: str, name: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}application_name={name}"
+
+
+@pytest.mark.postgres_only
+def test_a_connection_lost_mid_request_is_503_and_the_pool_heals(make_app):
+    """The server ends our connection between two statements of a request (as `restart -m immediate`
+    does): that request is a 503 in the envelope, the teardown's rollback on the dead connection does not
+    escape as an HTML page, and the next request gets a fresh connection by pre-ping."""
+    assert IS_POSTGRES
+    app = make_app(DATABASE_URL=_with_application_name(DATABASE_URL, "sanad-outage-test"))
+
+    @app.get("/_test/connection-dies")
+    def connection_dies():
+        from app.extensions import db
+
+        db.session.execute(text("SELECT 1"))
+        with db.engine.connect() as other:  # another connection kills ours, as a server restart would
+            pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.execute(text("SELECT 1"))
+        return {"unreachable": True}
+
+    client = app.test_client()
+    assert client.get(f"{API}/services").status_code == 200
+    _assert_unavailable(client.get("/_test/connection-dies"))
+    assert client.get(f"{API}/services").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.postgres_only
+def test_every_pooled_connection_killed_the_next_requests_recover_by_themselves(make_app):
+    assert IS_POSTGRES
+    name = "sanad-outage-pool"
+    app = make_app(DATABASE_URL=_with_application_name(DATABASE_URL, name))
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get(f"{API}/services").status_code == 200
+    from sqlalchemy import create_engine
+
+    killer = create_engine(DATABASE_URL)
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :n"),
+            {"n": name},
+        ).scalar()
+    killer.dispose()
+    assert killed >= 1
+    for _ in range(3):
+        assert client.get(f"{API}/services").status_code == 200
