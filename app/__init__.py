@@ -89,6 +89,9 @@ def configure_app(app: Flask, settings: Settings) -> None:
         RATELIMIT_KEY_PREFIX="sanad-swc",
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_HEADERS_ENABLED=True,
+        # Flask-Limiter would put its window's reset in `Retry-After` on every answer, over ours (a 503's
+        # 2 s, a sign-in delay's 1 s); its own 429s get `Retry-After` from app/errors.py.
+        RATELIMIT_HEADER_RETRY_AFTER="X-RateLimit-Retry-After",
         RATELIMIT_DEFAULT=settings.ratelimit_default,
     )
 

@@ -69,17 +69,30 @@ class Settings:
     sms_sender: str = "console"
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
+    # Sign-in (app/accounts/services.py `login`): the pair (national id, address) locks after
+    # LOGIN_MAX_FAILURES for LOGIN_LOCKOUT_MINUTES; the national id alone only slows down, from the
+    # LOGIN_THROTTLE_FREE_ATTEMPTS-th attempt without a success, by BASE·2^n seconds up to MAX.
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+    login_throttle_free_attempts: int = 5
+    login_throttle_base_seconds: int = 1
+    login_throttle_max_seconds: int = 60
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
     argon2_parallelism: int = 4
     ratelimit_enabled: bool = True
-    ratelimit_login: str = "10 per minute;50 per hour"
+    # Per identity (account, device, phone, national id): where abuse is stopped (SPEC §4, §8).
+    ratelimit_login: str = "10 per minute;50 per hour"  # per device (X-Device-Id)
     ratelimit_otp: str = "5 per 10 minutes;20 per day"
     ratelimit_search: str = "120 per minute"
     ratelimit_holds: str = "20 per minute;100 per day"
-    ratelimit_default: str = "600 per minute"
+    # Per address: carrier-grade NAT puts thousands of citizens behind one address, so these only catch
+    # floods far beyond any crowd (hundreds of citizens a minute from one address are normal).
+    ratelimit_login_per_address: str = "3000 per minute"
+    ratelimit_otp_per_address: str = "1000 per minute"
+    ratelimit_search_per_address: str = "20000 per minute"
+    ratelimit_holds_per_address: str = "5000 per minute"
+    ratelimit_default: str = "20000 per minute"
     trusted_proxies: int = 0
     hold_seconds: int = 300
     booking_cutoff_minutes: int = 60
@@ -155,6 +168,7 @@ class Settings:
     job_expire_unanswered_calls_seconds: int = 60
     job_prune_idempotency_keys_seconds: int = 3600
     job_run_due_draws_seconds: int = 30
+    job_prune_login_lockouts_seconds: int = 3600
     log_json: bool = True
     log_level: str = "INFO"
     # `/metrics` wants `Authorization: Bearer <METRICS_TOKEN>` when set; unset, it is open in development
@@ -225,6 +239,10 @@ def load_config(env: dict[str, str] | None = None, *, instance_path: str = "inst
         "ratelimit_otp",
         "ratelimit_search",
         "ratelimit_holds",
+        "ratelimit_login_per_address",
+        "ratelimit_otp_per_address",
+        "ratelimit_search_per_address",
+        "ratelimit_holds_per_address",
         "ratelimit_default",
     ):
         setattr(s, name, env.get(name.upper(), getattr(s, name)))

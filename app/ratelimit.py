@@ -1,4 +1,15 @@
-"""Flask-Limiter limits keyed by IP, account, device, phone and national id, read from configuration."""
+"""Flask-Limiter limits read from configuration: tight per identity (account, device, phone, national id),
+loose per address.
+
+Carrier-grade NAT puts thousands of citizens behind one public address, so a per-address limit only
+catches floods far beyond any crowd (`RATELIMIT_*_PER_ADDRESS`). Abuse is stopped per identity; a request
+that carries no such identity (no device id, anonymous) is not counted under it, rather than being
+counted by address under an identity's tight limit. The sign-in throttle and lockout per national id are
+in the database (app/accounts/services.py `login`), not here.
+
+With Redis down, Flask-Limiter counts in each worker's memory: every limit here then allows up to
+(number of worker processes) × the limit; the database's sign-in counters stay exact.
+"""
 
 from __future__ import annotations
 
@@ -20,60 +31,91 @@ def _json_field(field: str) -> str | None:
     return None
 
 
-def account_key() -> str:
-    """The signed-in account (falls back to IP for anonymous calls)."""
+def account_identity() -> str | None:
+    """The signed-in account, or None for anonymous calls."""
     from app.security import current_principal
 
     try:
         principal = current_principal()
-    except Exception:  # an invalid token is refused by the view; count it by IP here
+    except Exception:  # an invalid token is refused by the view; it is no identity here
         principal = None
-    return f"acct:{principal.role}:{principal.id}" if principal else f"ip:{client_ip()}"
+    return f"acct:{principal.role}:{principal.id}" if principal else None
 
 
-def device_key() -> str:
-    """The device id the app sends in `X-Device-Id` (IP when absent)."""
-    device = request.headers.get("X-Device-Id", "")[:128]
-    return f"dev:{device}" if device else f"ip:{client_ip()}"
+def device_identity() -> str | None:
+    """The device id the app sends in `X-Device-Id`, if any."""
+    device = request.headers.get("X-Device-Id", "").strip()[:128]
+    return f"dev:{device}" if device else None
 
 
-def national_id_key() -> str:
-    """The national id in the JSON body (IP when absent)."""
+def national_id_identity() -> str | None:
+    """The national id in the JSON body, if any."""
     nid = _json_field("national_id")
-    return f"nid:{nid}" if nid else f"ip:{client_ip()}"
+    return f"nid:{nid}" if nid else None
 
 
-def phone_key() -> str:
+def phone_identity() -> str | None:
     """The phone number in the JSON body, else the national id."""
     phone = _json_field("phone")
-    return f"phone:{phone}" if phone else national_id_key()
+    return f"phone:{phone}" if phone else national_id_identity()
+
+
+def limit_by(identity: Callable[[], str | None], limit_name: str, scope: str) -> Callable:
+    """A limit counted per `identity`; requests without one are not counted under it."""
+    return limiter.limit(
+        _config_limit(limit_name),
+        key_func=lambda: identity() or "-",
+        scope=scope,
+        exempt_when=lambda: identity() is None,
+    )
+
+
+def limit_by_address(limit_name: str, scope: str) -> Callable:
+    """A flood limit per address (far above a crowd's rate)."""
+    return limiter.limit(_config_limit(limit_name), key_func=client_ip, scope=scope)
+
+
+def _all(*decorators: Callable) -> Callable:
+    def apply(view: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            view = decorator(view)
+        return view
+
+    return apply
 
 
 def limit_logins() -> Callable:
-    """Sign-in attempts: per IP and per national id."""
-    by_ip = limiter.limit(_config_limit("RATELIMIT_LOGIN"), key_func=client_ip, scope="login-ip")
-    by_nid = limiter.limit(_config_limit("RATELIMIT_LOGIN"), key_func=national_id_key, scope="login-nid")
-    return lambda view: by_ip(by_nid(view))
+    """Sign-in attempts: per device, and per address for floods (the national id is throttled in the
+    database, with growing delays, where no one else's attempts can lock its owner out)."""
+    return _all(
+        limit_by_address("RATELIMIT_LOGIN_PER_ADDRESS", "login-ip"),
+        limit_by(device_identity, "RATELIMIT_LOGIN", "login-dev"),
+    )
 
 
 def limit_codes() -> Callable:
-    """One-time codes (register, resend, verify): per IP, per phone and per national id."""
-    by_ip = limiter.limit(_config_limit("RATELIMIT_OTP"), key_func=client_ip, scope="otp-ip")
-    by_phone = limiter.limit(_config_limit("RATELIMIT_OTP"), key_func=phone_key, scope="otp-phone")
-    by_nid = limiter.limit(_config_limit("RATELIMIT_OTP"), key_func=national_id_key, scope="otp-nid")
-    return lambda view: by_ip(by_phone(by_nid(view)))
+    """One-time codes (register, resend, verify, sign-in codes): per phone, per national id, per device,
+    and per address for floods."""
+    return _all(
+        limit_by_address("RATELIMIT_OTP_PER_ADDRESS", "otp-ip"),
+        limit_by(phone_identity, "RATELIMIT_OTP", "otp-phone"),
+        limit_by(national_id_identity, "RATELIMIT_OTP", "otp-nid"),
+        limit_by(device_identity, "RATELIMIT_OTP", "otp-dev"),
+    )
 
 
 def limit_search() -> Callable:
-    """Availability searches: per account and per IP."""
-    by_acct = limiter.limit(_config_limit("RATELIMIT_SEARCH"), key_func=account_key, scope="search-acct")
-    by_ip = limiter.limit(_config_limit("RATELIMIT_SEARCH"), key_func=client_ip, scope="search-ip")
-    return lambda view: by_acct(by_ip(view))
+    """Availability searches: per account, and per address for floods."""
+    return _all(
+        limit_by(account_identity, "RATELIMIT_SEARCH", "search-acct"),
+        limit_by_address("RATELIMIT_SEARCH_PER_ADDRESS", "search-ip"),
+    )
 
 
 def limit_holds() -> Callable:
-    """Holds and confirmations: per account, per device and per IP."""
-    by_acct = limiter.limit(_config_limit("RATELIMIT_HOLDS"), key_func=account_key, scope="holds-acct")
-    by_dev = limiter.limit(_config_limit("RATELIMIT_HOLDS"), key_func=device_key, scope="holds-dev")
-    by_ip = limiter.limit(_config_limit("RATELIMIT_HOLDS"), key_func=client_ip, scope="holds-ip")
-    return lambda view: by_acct(by_dev(by_ip(view)))
+    """Holds and confirmations: per account, per device, and per address for floods."""
+    return _all(
+        limit_by(account_identity, "RATELIMIT_HOLDS", "holds-acct"),
+        limit_by(device_identity, "RATELIMIT_HOLDS", "holds-dev"),
+        limit_by_address("RATELIMIT_HOLDS_PER_ADDRESS", "holds-ip"),
+    )

@@ -59,6 +59,11 @@ JOBS: tuple[JobSpec, ...] = (
         "app.idempotency:prune_idempotency_keys",
         "JOB_PRUNE_IDEMPOTENCY_KEYS_SECONDS",
     ),
+    JobSpec(
+        "prune_login_lockouts",
+        "app.accounts.services:prune_login_lockouts",
+        "JOB_PRUNE_LOGIN_LOCKOUTS_SECONDS",
+    ),
 )
 FIRST_RUN_DELAY = dt.timedelta(seconds=2)  # every job runs once soon after start, then on its interval
 

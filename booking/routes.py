@@ -11,10 +11,10 @@ from werkzeug.exceptions import TooManyRequests
 from app.catalogue.routes import SelectPage
 from app.contract import refusals
 from app.errors import http_error_response
-from app.extensions import client_ip, limiter
+from app.extensions import client_ip
 from app.idempotency import idempotent
 from app.qr import qr_svg
-from app.ratelimit import limit_holds, limit_search
+from app.ratelimit import limit_by, limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal
 from booking import availability, draws, errors, recovery, services
 from booking.schemas import (
@@ -41,14 +41,17 @@ def _device_id() -> str | None:
     return request.headers.get(DEVICE_HEADER, "").strip()[:128] or None
 
 
-def _phone_key() -> str:
-    """Holds per phone number: several accounts can share one phone.
+def _phone_identity() -> str | None:
+    """Holds per phone number: several accounts can share one phone (None for anonymous callers).
 
     The access token carries a keyed digest of the phone (no read); tokens without it (issued before it
     existed) look the account's phone up once.
     """
     if "booking_phone" not in g:
-        principal = current_principal()
+        try:
+            principal = current_principal()
+        except Exception:  # an invalid token is refused by the view; it is no identity here
+            principal = None
         if principal is not None and principal.phone_key:
             g.booking_phone = f"phone:{principal.phone_key}"
             return g.booking_phone
@@ -58,14 +61,12 @@ def _phone_key() -> str:
 
         account = db.session.get(Account, principal.id) if principal and principal.role == "citizen" else None
         phone = account.phone if account is not None else None
-        g.booking_phone = f"phone:{phone_key(phone)}" if phone else f"ip:{client_ip()}"
+        g.booking_phone = f"phone:{phone_key(phone)}" if phone else None
     return g.booking_phone
 
 
 def _limit_holds_by_phone():
-    return limiter.limit(
-        lambda: current_app.config["RATELIMIT_HOLDS"], key_func=_phone_key, scope="holds-phone"
-    )
+    return limit_by(_phone_identity, "RATELIMIT_HOLDS", "holds-phone")
 
 
 def _require_app_check(account_id: int) -> None:

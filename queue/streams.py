@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import queue as stdlib_queue
@@ -295,15 +294,24 @@ def stream_screen(
     After `max_seconds` the stream ends: the screen reconnects by itself and resumes from its last id.
     """
     started = time.monotonic()
+    ends_at = started + max_seconds if max_seconds is not None else None
     last_id = after_id
     try:
         yield f"retry: {events.RECONNECT_MS}\n" + "".join(first)
-        while max_seconds is None or time.monotonic() - started < max_seconds:
+        quiet_since = time.monotonic()
+        while ends_at is None or time.monotonic() < ends_at:
+            now = time.monotonic()
+            wait = keepalive_seconds - (now - quiet_since)
+            if ends_at is not None:
+                wait = min(wait, ends_at - now)
             try:
-                item = screen.inbox.get(timeout=keepalive_seconds)
+                item = screen.inbox.get(timeout=max(0.01, wait))
             except stdlib_queue.Empty:
-                yield ": keep-alive\n\n"
+                if time.monotonic() - quiet_since >= keepalive_seconds:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
                 continue
+            quiet_since = time.monotonic()
             if item is _END:
                 return
             parsed = events.parse_event(item)
@@ -322,21 +330,19 @@ def stream_screen(
 def first_frames(
     centre_id: str, last_event_id: str | None, snapshot: Callable[[], Mapping[str, Any]]
 ) -> tuple[list[str], int | None]:
-    """What a (re)connecting screen gets first: the events it missed, else a fresh snapshot; and the id
-    it is then up to."""
+    """What a (re)connecting screen gets first, and the id it is then up to.
+
+    A screen resuming with `Last-Event-ID` first gets the events it missed, when the centre's log still
+    reaches back that far (so no call goes unannounced), then a fresh snapshot (so what it shows is exact
+    whatever it missed); a new screen, or one from too long ago, gets the snapshot.
+    """
+    frames: list[str] = []
     if last_event_id is not None and last_event_id.strip().isdigit():
-        wanted = int(last_event_id.strip())
-        missed = events.events_since(centre_id, wanted)
-        if missed is not None:
-            frames = []
-            last = wanted
-            for data in missed:
-                parsed = events.parse_event(data)
-                if parsed is None:
-                    continue
-                last = parsed[0] if parsed[0] is not None else last
+        missed = events.events_since(centre_id, int(last_event_id.strip()))
+        for data in missed or ():
+            parsed = events.parse_event(data)
+            if parsed is not None:
                 frames.append(events.sse(parsed[1], data, parsed[0]))
-            return frames, last
     current = events.current_event_id(centre_id)  # read before the snapshot: it includes that event
-    body = json.loads(json.dumps(snapshot(), default=str))
-    return [events.sse(events.SNAPSHOT, body, current)], current
+    frames.append(events.sse(events.SNAPSHOT, snapshot(), current))
+    return frames, current

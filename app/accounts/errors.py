@@ -33,7 +33,18 @@ class InvalidCredentials(Unauthorized):
 class AccountLocked(AppError):
     status = 429
     code = "account_locked"
-    message = _l("Too many failed sign-ins. Try again later.")
+    message = _l(
+        "Too many failed sign-ins from this connection. "
+        "Try again later, or sign in with a code sent to your phone."
+    )
+
+
+class SignInThrottled(AppError):
+    status = 429
+    code = "rate_limited"
+    message = _l(
+        "Too many sign-in attempts for this national number. Wait a moment, or use a code sent to your phone."
+    )
 
 
 class PhoneNotVerified(Forbidden):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import clock
@@ -34,6 +34,8 @@ class Account(db.Model):
     password_hash: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(2), default="ar")
     residence_country: Mapped[str] = mapped_column(String(2), default="JO")
+    # Sign-in attempts since the last success, from any address, and until when the next one must wait
+    # (growing delays: app/accounts/services.py `login`); the lock of one address is a LoginLockout.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
@@ -75,6 +77,22 @@ class RefreshToken(db.Model):
     # Indexed: app/revocation.py copies the sessions revoked in the last minutes back into Redis.
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class LoginLockout(db.Model):
+    """Failed sign-ins for one national id from one address: that pair, not the account, gets locked."""
+
+    __tablename__ = "login_lockouts"
+    __table_args__ = (UniqueConstraint("account_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every attempt: the condition of the next conditional UPDATE (parallel attempts count once).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
 
 
 class KioskDevice(db.Model):

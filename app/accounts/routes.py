@@ -18,6 +18,7 @@ from app.accounts.schemas import (
     VerifyPhoneSchema,
 )
 from app.contract import refusals
+from app.extensions import client_ip
 from app.ratelimit import limit_codes, limit_logins
 from app.security import auth_required, require_principal
 
@@ -62,8 +63,20 @@ def verify_phone(args):
 @bp.arguments(LoginSchema)
 @bp.response(200, TokenPairSchema)
 def login(args):
-    """Sign in with national number and password."""
-    return services.login(**args)
+    """Sign in with national number and password (plus a texted `code` when throttled or locked)."""
+    return services.login(
+        national_id=args["national_id"], password=args["password"], address=client_ip(), code=args.get("code")
+    )
+
+
+@bp.route("/login-code", methods=["POST"])
+@limit_codes()
+@bp.arguments(ResendCodeSchema)
+@bp.response(202)
+def login_code(args):
+    """Text a one-time sign-in code to the phone on file (answers the same whether or not the id exists)."""
+    services.send_login_code(national_id=args["national_id"])
+    return ""
 
 
 @bp.route("/refresh", methods=["POST"])

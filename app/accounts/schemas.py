@@ -40,6 +40,11 @@ class ResendCodeSchema(BaseSchema):
 class LoginSchema(BaseSchema):
     national_id = ma.fields.String(required=True, validate=NATIONAL_ID)
     password = ma.fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200))
+    code = ma.fields.String(
+        load_only=True,
+        validate=validate.Regexp(r"^\d{6}$"),
+        metadata={"description": "A code from `POST /auth/login-code`: lifts the throttle and the lock"},
+    )
 
 
 class RefreshSchema(BaseSchema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hmac
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.accounts.errors import (
@@ -28,9 +30,10 @@ from app.accounts.errors import (
     InvalidPhone,
     PhoneNotVerified,
     RefreshRejected,
+    SignInThrottled,
     WeakPassword,
 )
-from app.accounts.models import Account, DisplayScreen, KioskDevice, PhoneCode, RefreshToken
+from app.accounts.models import Account, DisplayScreen, KioskDevice, LoginLockout, PhoneCode, RefreshToken
 from app.accounts.sms import get_sms_sender
 from app.errors import NotFound
 from app.extensions import db
@@ -169,6 +172,13 @@ def verify_phone(*, national_id: str, code: str) -> TokenPair:
     account = db.session.scalar(select(Account).where(Account.national_id == national_id))
     if account is None:
         raise CodeInvalid()
+    _use_code(account, code, now)
+    account.phone_verified_at = account.phone_verified_at or now
+    return _start_session(account)
+
+
+def _use_code(account: Account, code: str, now: dt.datetime) -> None:
+    """Consume the account's latest one-time code, or refuse (limited attempts, expiry)."""
     pending = db.session.scalar(
         select(PhoneCode)
         .where(PhoneCode.account_id == account.id, PhoneCode.consumed_at.is_(None))
@@ -199,8 +209,6 @@ def verify_phone(*, national_id: str, code: str) -> TokenPair:
     if consumed != 1:
         db.session.rollback()
         raise CodeInvalid()
-    account.phone_verified_at = account.phone_verified_at or now
-    return _start_session(account)
 
 
 def _start_session(account: Account, family_id: str | None = None) -> TokenPair:
@@ -238,34 +246,28 @@ def _spend_equal_time(password: str) -> None:
         password_hasher().verify(_DUMMY_HASH, password)
 
 
-def login(*, national_id: str, password: str) -> TokenPair:
-    """Password sign-in; repeated failures lock the account for a while."""
+def login(*, national_id: str, password: str, address: str = "unknown", code: str | None = None) -> TokenPair:
+    """Password sign-in that nobody else can lock the owner out of.
+
+    Every attempt is counted before the password is checked (so parallel guesses cannot pass the limits):
+    for the national id from any address, with growing delays (429 `rate_limited`), and for the pair
+    (national id, this address), locked after LOGIN_MAX_FAILURES (429 `account_locked`). The owner gets
+    past both with a one-time code texted to the phone on file (`POST /auth/login-code`). Both counters
+    are in the database: exact whatever the state of Redis.
+    """
     now = clock.now()
-    cfg = current_app.config
     account = db.session.scalar(select(Account).where(Account.national_id == national_id))
     if account is None:
         _spend_equal_time(password)
         raise InvalidCredentials()
-    if account.locked_until and account.locked_until > now:
-        retry = int((account.locked_until - now).total_seconds()) + 1
-        raise AccountLocked(
-            details={"until": account.locked_until.isoformat()}, headers={"Retry-After": str(retry)}
-        )
+    if code is not None:
+        _use_code(account, code, now)  # the owner's phone: no throttle, no lock
+        db.session.commit()  # spent even if the password is wrong: one code, one try
+    else:
+        _count_attempt(account, address[:64], now)
     try:
         password_hasher().verify(account.password_hash, password)
     except (VerificationError, InvalidHashError):
-        failures = db.session.scalar(
-            update(Account)
-            .where(Account.id == account.id)
-            .values(failed_logins=Account.failed_logins + 1)
-            .returning(Account.failed_logins)
-        )
-        if failures is not None and failures >= cfg["LOGIN_MAX_FAILURES"]:
-            until = now + dt.timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-            db.session.execute(
-                update(Account).where(Account.id == account.id).values(locked_until=until, failed_logins=0)
-            )
-        db.session.commit()
         raise InvalidCredentials() from None
     if not account.is_verified:
         raise PhoneNotVerified()
@@ -273,7 +275,111 @@ def login(*, national_id: str, password: str) -> TokenPair:
         account.password_hash = hash_password(password)
     account.failed_logins = 0
     account.locked_until = None
+    db.session.execute(
+        delete(LoginLockout).where(
+            LoginLockout.account_id == account.id, LoginLockout.address == address[:64]
+        )
+    )
     return _start_session(account)
+
+
+def sign_in_delay(failures: int) -> dt.timedelta:
+    """How long the next attempt for a national id waits after `failures` attempts without a success."""
+    cfg = current_app.config
+    free = cfg["LOGIN_THROTTLE_FREE_ATTEMPTS"]
+    if failures < free:
+        return dt.timedelta(0)
+    seconds = cfg["LOGIN_THROTTLE_BASE_SECONDS"] * 2 ** min(failures - free, 20)
+    return dt.timedelta(seconds=min(seconds, cfg["LOGIN_THROTTLE_MAX_SECONDS"]))
+
+
+def _retry_after(until: dt.datetime, now: dt.datetime) -> str:
+    return str(max(1, math.ceil((until - now).total_seconds())))
+
+
+def _count_attempt(account: Account, address: str, now: dt.datetime) -> None:
+    """Count one attempt for the pair and the national id (committed), or refuse it."""
+    cfg = current_app.config
+    pair = _lockout_row(account.id, address)
+    if pair.locked_until is not None and pair.locked_until > now:
+        raise AccountLocked(
+            details={"until": pair.locked_until.isoformat(), "scope": "address", "unlock": "login_code"},
+            headers={"Retry-After": _retry_after(pair.locked_until, now)},
+        )
+    if account.locked_until is not None and account.locked_until > now:
+        raise SignInThrottled(
+            details={
+                "until": account.locked_until.isoformat(),
+                "scope": "national_id",
+                "unlock": "login_code",
+            },
+            headers={"Retry-After": _retry_after(account.locked_until, now)},
+        )
+    served = pair.locked_until is not None  # a lock that ran out starts the pair afresh
+    failures = (0 if served else pair.failures) + 1
+    locks = failures >= cfg["LOGIN_MAX_FAILURES"]
+    pair_counted = db.session.execute(
+        update(LoginLockout)
+        .where(LoginLockout.id == pair.id, LoginLockout.attempts == pair.attempts)
+        .values(
+            failures=failures,
+            attempts=pair.attempts + 1,
+            locked_until=now + dt.timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"]) if locks else None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    throttle = sign_in_delay(account.failed_logins + 1)
+    same_state = (
+        Account.locked_until.is_(None)
+        if account.locked_until is None
+        else Account.locked_until == account.locked_until
+    )
+    account_counted = db.session.execute(
+        update(Account)
+        .where(Account.id == account.id, Account.failed_logins == account.failed_logins, same_state)
+        .values(failed_logins=account.failed_logins + 1, locked_until=now + throttle if throttle else None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if pair_counted != 1 or account_counted != 1:  # another attempt for this id counted first
+        db.session.rollback()
+        raise SignInThrottled(headers={"Retry-After": "1"}, details={"scope": "national_id"})
+    db.session.commit()
+    db.session.refresh(account)
+
+
+def _lockout_row(account_id: int, address: str) -> LoginLockout:
+    row = db.session.scalar(
+        select(LoginLockout).where(LoginLockout.account_id == account_id, LoginLockout.address == address)
+    )
+    if row is not None:
+        return row
+    db.session.add(LoginLockout(account_id=account_id, address=address, failures=0, attempts=0))
+    try:
+        db.session.commit()
+    except IntegrityError:  # a parallel attempt created it
+        db.session.rollback()
+    return db.session.scalars(
+        select(LoginLockout)
+        .where(LoginLockout.account_id == account_id, LoginLockout.address == address)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def send_login_code(*, national_id: str) -> None:
+    """Text a one-time sign-in code to the phone on file; silent for unknown or unverified ids."""
+    account = db.session.scalar(select(Account).where(Account.national_id == national_id))
+    if account is None or not account.is_verified:
+        return
+    send_phone_code(account=account)
+
+
+def prune_login_lockouts() -> int:
+    """Forget pairs untouched for a day (their locks ran out long ago); returns how many."""
+    cutoff = clock.now() - dt.timedelta(days=1)
+    deleted = db.session.execute(delete(LoginLockout).where(LoginLockout.updated_at < cutoff)).rowcount
+    db.session.commit()
+    return deleted or 0
 
 
 def refresh_session(*, refresh_token: str) -> TokenPair:

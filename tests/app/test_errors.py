@@ -44,7 +44,7 @@ def test_unreadable_json_is_an_envelope(client):
 
 
 def test_429_has_retry_after(make_app):
-    app = make_app(RATELIMIT_LOGIN="2 per minute")
+    app = make_app(RATELIMIT_LOGIN_PER_ADDRESS="2 per minute")
     client = app.test_client()
     statuses = [
         client.post("/api/v1/auth/login", json={"national_id": "1234567890", "password": "x"}).status_code

@@ -12,7 +12,7 @@ def _login(client, national_id="1234567890"):
 
 
 def test_limits_are_counted_in_redis(make_app):
-    app = make_app(RATELIMIT_LOGIN="2 per minute")
+    app = make_app(RATELIMIT_LOGIN_PER_ADDRESS="2 per minute")
     client = app.test_client()
     with app.app_context():
         from app.redis_client import get_redis
@@ -25,24 +25,29 @@ def test_limits_are_counted_in_redis(make_app):
 
 
 def test_limits_hold_per_process_when_redis_is_down(make_app, dead_redis_url):
-    app = make_app(REDIS_URL=dead_redis_url, RATELIMIT_LOGIN="2 per minute")
+    app = make_app(REDIS_URL=dead_redis_url, RATELIMIT_LOGIN_PER_ADDRESS="2 per minute")
     client = app.test_client()
     statuses = [_login(client).status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
     assert int(_login(client).headers["Retry-After"]) > 0
 
 
-def test_login_limit_is_also_per_national_id(make_app):
+def test_login_limit_is_also_per_device(make_app):
     app = make_app(RATELIMIT_LOGIN="2 per minute")
     client = app.test_client()
-    assert [_login(client).status_code for _ in range(3)][-1] == 429
-    # A different national id from another address is limited separately from this one.
-    other = client.post(
-        "/api/v1/auth/login",
-        json={"national_id": "1234567899", "password": "wrong-pass-1"},
-        environ_base={"REMOTE_ADDR": "10.0.0.9"},
-    )
-    assert other.status_code == 401
+    device = {"X-Device-Id": "phone-1"}
+    statuses = [
+        client.post(
+            "/api/v1/auth/login",
+            json={"national_id": f"123456789{n}", "password": "wrong-pass-1"},
+            headers=device,
+            environ_base={"REMOTE_ADDR": f"10.0.0.{n}"},
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [401, 401, 429]
+    # Without a device id (a browser) the per-device limit does not count the address instead.
+    assert [_login(client).status_code for _ in range(3)] == [401, 401, 401]
 
 
 def test_http_sms_sender_posts_to_the_gateway():

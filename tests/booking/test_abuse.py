@@ -192,7 +192,7 @@ def test_device_binding_at_most_three_accounts(client, kit):
 
 
 def test_rate_limit_answers_429_with_retry_after_and_records_it(make_app, kit):
-    app = make_app(RATELIMIT_HOLDS="2 per minute")
+    app = make_app(RATELIMIT_HOLDS="2 per minute", RATELIMIT_HOLDS_PER_ADDRESS="2 per minute")
     client = app.test_client()
     offering = kit.offering()
     citizen = kit.citizen_id()

@@ -31,6 +31,7 @@ EXPECTED_JOBS = {
     "close_day": "ticketing.tasks:close_day",
     "expire_unanswered_calls": "ticketing.tasks:expire_unanswered_calls",
     "prune_idempotency_keys": "app.idempotency:prune_idempotency_keys",
+    "prune_login_lockouts": "app.accounts.services:prune_login_lockouts",
 }
 
 

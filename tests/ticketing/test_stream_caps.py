@@ -220,11 +220,12 @@ def test_events_carry_ids_and_a_screen_resumes_with_last_event_id(kit, make_app)
         assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] > int(snapshot["id"])
 
         resumed = served.stream(site.centre.id, headers={"Last-Event-ID": str(ids[0])})
-        missed = frames(resumed, 2)
+        *missed, state = frames(resumed, 3)
         assert [int(f["id"]) for f in missed] == ids[1:]
         assert [f["data"] for f in missed] == [f["data"] for f in seen[1:]]
+        assert state["event"] == "snapshot" and int(state["id"]) == ids[-1]  # then the exact state
 
-        # Further back than the log reaches (or an id from a lost counter): a fresh snapshot instead.
+        # Further back than the log reaches (or an id from a lost counter): the fresh snapshot alone.
         with app.app_context():
             get_redis().delete(events.log_key(site.centre.id))
         fresh = served.stream(site.centre.id, headers={"Last-Event-ID": "1"})
