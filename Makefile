@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PO := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: install lock run test test-sqlite test-postgres lint format bench translations extract-messages scheduler kiosk-token clean
+.PHONY: install lock run test test-sqlite test-postgres lint format bench faults translations extract-messages scheduler kiosk-token clean
 
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
@@ -72,6 +72,12 @@ format: install
 bench: install
 	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.txt
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Not part of `make test` (minutes). Starts its own PostgreSQL (initdb, free port) and Redis (free port), serves
+# the app with gunicorn -k gevent (2 workers), runs a booking surge through injected faults; see RELIABILITY.md.
+# Needs redis-server, psql and PostgreSQL 15's binaries (PG_BIN, default /usr/lib/postgresql/15/bin).
+faults: install
+	$(PY) -m bench.faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
