@@ -15,10 +15,11 @@ idempotency_in_progress`, after `Retry-After`), with one fault injected a few se
     pg_stop_15s      PostgreSQL stopped for 15 s
     streams_2000     2,000 anonymous display streams from 5 addresses (127.0.0.2-6)
 
-and, per run: requests, 5xx other than 503 (must be 0), 503s, non-JSON answers, resets, lost answers
-(flows that never got a final answer), oversold slots, seat drift, orphan bookings no replay resolved,
-stuck keys (claimed, no stored answer), false abuse events, seconds to recover after the store is back,
-and `/healthz` latency (p50/p99), the stream flood's accepted/refused counts and Redis clients.
+plus a `baseline` run with no fault, and, per run: requests, 5xx other than 503 (must be 0), 503s,
+non-JSON answers, resets, lost answers (flows that never got a final answer), oversold slots, seat drift,
+orphan bookings no replay resolved, stuck keys (claimed, no stored answer), false abuse events, seconds
+to recover after the store is back, and `/healthz` latency (p50/p99), the stream flood's accepted/refused
+counts and Redis clients.
 
 Every loop is bounded in time and count. Results: bench/results/faults/<timestamp>.json and
 latest.json. RELIABILITY.md explains the runs and holds the last numbers.
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -52,7 +54,7 @@ VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DB_NAME = "sanad_faults_harness"
 SERVICE = "passport.renew"
-RUNS = ("kill9", "redis_stop_10s", "pg_restart", "pg_stop_15s", "streams_2000")
+RUNS = ("baseline", "kill9", "redis_stop_10s", "pg_restart", "pg_stop_15s", "streams_2000")
 FLOOD_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 7)]
 
 
@@ -185,18 +187,6 @@ class Stores:
             self.redis.kill()  # our process only
             self.redis.wait(timeout=10)
         self.redis = None
-
-    def redis_clients(self) -> int | None:
-        out = subprocess.run(
-            ["redis-cli", "-p", str(self.redis_port), "INFO", "clients"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        for line in out.stdout.splitlines():
-            if line.startswith("connected_clients:"):
-                return int(line.split(":")[1])
-        return None
 
     def stop_all(self) -> None:
         self.redis_stop()
@@ -340,6 +330,8 @@ class Harness:
     def inject(self, name: str) -> tuple[float, float]:
         """Start the fault; returns (started, store back) in monotonic time (blocking for its duration)."""
         started = time.monotonic()
+        if name == "baseline":  # no fault: the reference for the others
+            return started, started
         if name == "kill9":
             victim = self.workers()[0]
             os.kill(victim, signal.SIGKILL)
@@ -380,42 +372,40 @@ class Harness:
         received: dict[int, set[str]] = {}
         surge_end = time.monotonic() + self.args.surge_seconds
         give_up = surge_end + self.args.replay_seconds
-        probe: dict[str, Any] = {"healthz": [], "ready_at": []}
-        stop_probe = asyncio.Event()
+        # The probe and the stream flood run in processes of their own, so that neither the surge's event loop
+        # nor the flood's 2,000 connections delay the probe's measure of the server.
+        context = multiprocessing.get_context("fork")
+        stop = context.Event()
+        probe_out, flood_out = context.Queue(), context.Queue()
+        prober = context.Process(target=_probe_process, args=(self.base, stop, probe_out), daemon=True)
+        prober.start()
+        flood = None
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-        async with httpx.AsyncClient(base_url=self.base, timeout=5, limits=limits) as client:
-            prober = asyncio.create_task(self._probe(probe, stop_probe))
+        async with httpx.AsyncClient(base_url=self.base, timeout=15, limits=limits) as client:
             surge = asyncio.create_task(self._surge(client, citizens, stats, received, surge_end, give_up))
-            flood_result: dict[str, Any] = {}
-            flood = None
             await asyncio.sleep(self.args.fault_after)
             if name == "streams_2000":
-                flood = asyncio.create_task(self._flood(flood_result))
+                flood_args = (
+                    self.base,
+                    self.args.streams,
+                    self.args.flood_seconds,
+                    self.stores.redis_port,
+                    flood_out,
+                )
+                flood = context.Process(target=_flood_process, args=flood_args, daemon=True)
+                flood.start()
                 fault_started = fault_back = time.monotonic()
             else:
                 fault_started, fault_back = await asyncio.to_thread(self.inject, name)
             await surge
-            if flood is not None:
-                await flood
-            stop_probe.set()
-            await prober
+        flood_result: dict[str, Any] = {}
+        if flood is not None:
+            flood_result = await asyncio.to_thread(flood_out.get, True, self.args.flood_seconds + 90)
+            flood.join(timeout=10)
+        stop.set()
+        probe = await asyncio.to_thread(probe_out.get, True, 30)
+        prober.join(timeout=10)
         return self._measure(name, citizens, stats, received, probe, fault_started, fault_back, flood_result)
-
-    async def _probe(self, probe: dict[str, Any], stop: asyncio.Event) -> None:
-        import httpx
-
-        async with httpx.AsyncClient(base_url=self.base, timeout=3) as client:
-            while not stop.is_set():
-                t0 = time.monotonic()
-                try:
-                    r = await client.get("/healthz")
-                    probe["healthz"].append((t0, time.monotonic() - t0, r.status_code))
-                    ready = await client.get("/readyz")
-                    probe["ready_at"].append((time.monotonic(), ready.status_code))
-                except httpx.HTTPError:
-                    probe["healthz"].append((t0, time.monotonic() - t0, 0))
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=0.05)
 
     async def _surge(self, client, citizens, stats, received, surge_end: float, give_up: float) -> None:
         tasks = []
@@ -497,64 +487,6 @@ class Harness:
             )
             if cancel is None:
                 stats["lost"] += 1
-
-    async def _flood(self, result: dict[str, Any]) -> None:
-        """2,000 anonymous streams from 5 addresses, held open for the flood's duration, then closed."""
-        import httpx
-
-        centre = "amman-muqabalain"
-        per_address = self.args.streams // len(FLOOD_ADDRESSES)
-        outcomes: Counter = Counter()
-        refusal_seconds: list[float] = []
-        hold_until = time.monotonic() + self.args.flood_seconds
-        clients = [
-            httpx.AsyncClient(
-                base_url=self.base,
-                timeout=httpx.Timeout(10, read=self.args.flood_seconds + 20),
-                limits=httpx.Limits(max_connections=per_address + 10, max_keepalive_connections=0),
-                transport=httpx.AsyncHTTPTransport(local_address=address),
-            )
-            for address in FLOOD_ADDRESSES
-        ]
-        redis_clients: list[int] = []
-
-        async def one(client) -> None:
-            t0 = time.monotonic()
-            try:
-                async with client.stream("GET", f"/api/v1/centres/{centre}/queue/stream") as r:
-                    outcomes[r.status_code] += 1
-                    if r.status_code != 200:
-                        refusal_seconds.append(time.monotonic() - t0)
-                        return
-                    async for _chunk in r.aiter_bytes():
-                        if time.monotonic() >= hold_until:
-                            return
-            except httpx.HTTPError as error:
-                outcomes[type(error).__name__] += 1
-
-        async def sample_redis() -> None:
-            while time.monotonic() < hold_until:
-                clients_now = await asyncio.to_thread(self.stores.redis_clients)
-                if clients_now is not None:
-                    redis_clients.append(clients_now)
-                await asyncio.sleep(1)
-
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(sample_redis(), *(one(c) for c in clients for _ in range(per_address))),
-                timeout=self.args.flood_seconds + 40,
-            )
-        except TimeoutError:
-            outcomes["harness_timeout"] += 1
-        finally:
-            for c in clients:
-                await c.aclose()
-        result.update(
-            streams=per_address * len(FLOOD_ADDRESSES),
-            outcomes={str(k): v for k, v in outcomes.items()},
-            refusal_p99_seconds=pct(refusal_seconds, 99),
-            redis_clients_max=max(redis_clients) if redis_clients else None,
-        )
 
     # ------------------------------------------------------------------ measures
     def _measure(
@@ -672,7 +604,101 @@ class Harness:
         (RESULTS / f"{stamp}.json").write_text(text)
         (RESULTS / "latest.json").write_text(text)
         log(f"results: {RESULTS / (stamp + '.json')} (passed: {self.results['passed']})")
-        print(render_table(self.results))
+        table = render_table(self.results)
+        print(table)
+        if self.args.write_doc and self.results["runs"]:
+            update_reliability_md(table, self.results, stamp)
+
+
+def _probe_process(base: str, stop, out) -> None:
+    """`/healthz` (latency) and `/readyz` (recovery) every 50 ms from 127.0.0.1 until told to stop."""
+    import httpx
+
+    probe: dict[str, list] = {"healthz": [], "ready_at": []}
+    with httpx.Client(base_url=base, timeout=3) as client:
+        for _ in range(20_000):  # bounded: 20,000 × ≥ 50 ms
+            if stop.is_set():
+                break
+            t0 = time.monotonic()
+            try:
+                r = client.get("/healthz")
+                probe["healthz"].append((t0, time.monotonic() - t0, r.status_code))
+                ready = client.get("/readyz")
+                probe["ready_at"].append((time.monotonic(), ready.status_code))
+            except httpx.HTTPError:
+                probe["healthz"].append((t0, time.monotonic() - t0, 0))
+            stop.wait(0.05)
+    out.put(probe)
+
+
+def _flood_process(base: str, streams: int, seconds: float, redis_port: int, out) -> None:
+    out.put(asyncio.run(_flood(base, streams, seconds, redis_port)))
+
+
+async def _flood(base: str, streams: int, seconds: float, redis_port: int) -> dict[str, Any]:
+    """Anonymous display streams from 5 addresses, held open for `seconds`, then closed."""
+    import httpx
+
+    per_address = streams // len(FLOOD_ADDRESSES)
+    outcomes: Counter = Counter()
+    refusal_seconds: list[float] = []
+    hold_until = time.monotonic() + seconds
+    clients = [
+        httpx.AsyncClient(
+            base_url=base,
+            timeout=httpx.Timeout(10, read=seconds + 20),
+            limits=httpx.Limits(max_connections=per_address + 10, max_keepalive_connections=0),
+            transport=httpx.AsyncHTTPTransport(local_address=address),
+        )
+        for address in FLOOD_ADDRESSES
+    ]
+    redis_clients: list[int] = []
+
+    async def one(client) -> None:
+        t0 = time.monotonic()
+        try:
+            async with client.stream("GET", "/api/v1/centres/amman-muqabalain/queue/stream") as r:
+                outcomes[r.status_code] += 1
+                if r.status_code != 200:
+                    refusal_seconds.append(time.monotonic() - t0)
+                    return
+                async for _chunk in r.aiter_bytes():
+                    if time.monotonic() >= hold_until:
+                        return
+        except httpx.HTTPError as error:
+            outcomes[type(error).__name__] += 1
+
+    async def sample_redis() -> None:
+        while time.monotonic() < hold_until:
+            info = await asyncio.to_thread(
+                subprocess.run,
+                ["redis-cli", "-p", str(redis_port), "INFO", "clients"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            for line in info.stdout.splitlines():
+                if line.startswith("connected_clients:"):
+                    redis_clients.append(int(line.split(":")[1]))
+            await asyncio.sleep(1)
+
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(sample_redis(), *(one(c) for c in clients for _ in range(per_address))),
+            timeout=seconds + 40,
+        )
+    except TimeoutError:
+        outcomes["harness_timeout"] += 1
+    finally:
+        for c in clients:
+            await c.aclose()
+    return {
+        "streams": per_address * len(FLOOD_ADDRESSES),
+        "outcomes": {str(k): v for k, v in outcomes.items()},
+        "refusal_p50_seconds": pct(refusal_seconds, 50),
+        "refusal_p99_seconds": pct(refusal_seconds, 99),
+        "redis_clients_max": max(redis_clients) if redis_clients else None,
+    }
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -702,17 +728,45 @@ def render_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def update_reliability_md(table: str, results: dict[str, Any], stamp: str) -> None:
+    """Put the table of this run between RELIABILITY.md's `faults:table` markers."""
+    path = ROOT / "RELIABILITY.md"
+    text = path.read_text()
+    start, end = "<!-- faults:table -->", "<!-- /faults:table -->"
+    if start not in text or end not in text:
+        return
+    load = results["machine"]
+    flood = results["runs"].get("streams_2000", {}).get("flood")
+    lines = [
+        start,
+        f"`bench/results/faults/{stamp}.json` — {results['started_at']}, {load['cpus']} CPUs, load average "
+        f"{load['loadavg_before'][0]:.1f} before and {load['loadavg_after'][0]:.1f} after (a machine shared "
+        f"with other work); passed: {results['passed']}.",
+        "",
+        table,
+    ]
+    if flood:
+        lines += ["", f"Stream flood: {json.dumps(flood)}"]
+    lines.append(end)
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    path.write_text(head + "\n".join(lines) + tail)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
-    parser.add_argument("--citizens", type=int, default=900, help="citizens per run (one flow each)")
-    parser.add_argument("--rate", type=float, default=30.0, help="flows started per second")
+    parser.add_argument("--citizens", type=int, default=240, help="citizens per run (one flow each)")
+    # A hold costs a worker ~14 ms of CPU (BENCHMARKS.md): 2 workers on a shared 2-core machine keep up with
+    # a few flows a second; more measures the queueing, not the faults.
+    parser.add_argument("--rate", type=float, default=6.0, help="flows started per second")
     parser.add_argument("--surge-seconds", type=float, default=28.0)
     parser.add_argument("--replay-seconds", type=float, default=40.0, help="how long replays go on after")
     parser.add_argument("--fault-after", type=float, default=4.0)
-    parser.add_argument("--slots", type=int, default=40)
+    parser.add_argument("--slots", type=int, default=200)
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument("--flood-seconds", type=float, default=15.0)
+    parser.add_argument("--no-doc", dest="write_doc", action="store_false", help="leave RELIABILITY.md alone")
     args = parser.parse_args(argv)
     for tool in ("redis-server", "redis-cli", "psql", "pgrep"):
         if shutil.which(tool) is None:
