@@ -107,7 +107,7 @@ def _engine_options(settings: Settings) -> dict:
         "max_overflow": settings.db_max_overflow,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
-        "pool_timeout": settings.db_connect_timeout,
+        "pool_timeout": settings.db_pool_timeout,
         "connect_args": {"connect_timeout": settings.db_connect_timeout},
     }
 

@@ -140,12 +140,15 @@ class Settings:
     availability_cache_seconds: int = 2
     idempotency_ttl_hours: int = 24
     # How long a claimed Idempotency-Key waits for its request before a replay may take it over
-    # (app/idempotency.py); longer than any healthy request, short enough that a client's retry succeeds.
-    idempotency_lease_seconds: int = 10
+    # (app/idempotency.py): longer than the slowest request that still finishes (a replay taking over a
+    # request still running would run it twice), short enough that the app's retries succeed.
+    idempotency_lease_seconds: int = 30
     # `Retry-After` of the 503 answered while PostgreSQL (or Redis, where it is needed) is unreachable.
     unavailable_retry_after_seconds: int = 2
-    # Seconds to wait for a PostgreSQL connection before answering 503 (a lost host must not hang workers).
+    # Seconds to wait for a new PostgreSQL connection before answering 503 (a lost host must not hang
+    # workers), and for a free connection of the pool when every one is busy (a burst queues this long).
     db_connect_timeout: int = 3
+    db_pool_timeout: int = 10
     app_check_required: bool = False
     app_check_project_number: str | None = None
     fcm_credentials: str | None = None

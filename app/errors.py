@@ -224,6 +224,9 @@ def localise_field_messages(messages: Any) -> Any:
 def http_error_response(error: HTTPException):
     """Turn any Werkzeug/webargs/Flask-Limiter HTTP error into the envelope, keeping its headers."""
     status = error.code or 500
+    if status == 500 and store_unreachable(getattr(error, "original_exception", None)):
+        # An outage raised outside the view (an after-request hook on a dead Redis or database).
+        return unavailable_response()
     code, message = _HTTP_ERRORS.get(status, ("http_error", error.description or error.name))
     details: dict[str, Any] = {}
     headers: dict[str, str] = {}

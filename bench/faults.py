@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import queue as stdlib_queue
 import random
 import shutil
 import signal
@@ -107,7 +108,8 @@ class Stores:
             conf.write(
                 f"\nport = {self.pg_port}\nlisten_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{self.pgdata}'\nmax_connections = 120\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                # Durable as in production: a crash (restart -m immediate) must keep acknowledged commits.
+                "fsync = on\nsynchronous_commit = on\n"
             )
         self.pg_start()
         self.psql(f"CREATE DATABASE {DB_NAME}", db="postgres")
@@ -222,7 +224,7 @@ class Harness:
             APP_ENV="development",  # demo data is refused in production; the rest is production-shaped
             DATABASE_URL=f"postgresql://postgres@127.0.0.1:{self.stores.pg_port}/{DB_NAME}",
             REDIS_URL=f"redis://127.0.0.1:{self.stores.redis_port}/0",
-            LOG_LEVEL="ERROR",
+            LOG_LEVEL="WARNING",
             LOG_JSON="true",
             SCHEDULER_ENABLED="false",
             ACCESS_TOKEN_SECONDS="14400",
@@ -374,7 +376,7 @@ class Harness:
         give_up = surge_end + self.args.replay_seconds
         # The probe and the stream flood run in processes of their own, so that neither the surge's event loop
         # nor the flood's 2,000 connections delay the probe's measure of the server.
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop or threads inherited
         stop = context.Event()
         probe_out, flood_out = context.Queue(), context.Queue()
         prober = context.Process(target=_probe_process, args=(self.base, stop, probe_out), daemon=True)
@@ -400,8 +402,13 @@ class Harness:
             await surge
         flood_result: dict[str, Any] = {}
         if flood is not None:
-            flood_result = await asyncio.to_thread(flood_out.get, True, self.args.flood_seconds + 90)
+            try:
+                flood_result = await asyncio.to_thread(flood_out.get, True, self.args.flood_seconds + 90)
+            except stdlib_queue.Empty:
+                flood_result = {"error": "the flood process gave no result in time"}
             flood.join(timeout=10)
+            if flood.is_alive():
+                flood.terminate()  # our child process
         stop.set()
         probe = await asyncio.to_thread(probe_out.get, True, 30)
         prober.join(timeout=10)
@@ -576,7 +583,10 @@ class Harness:
             self.stores.stop_all()
             with contextlib.suppress(OSError):
                 lines = (self.tmp / "gunicorn.log").read_text(errors="replace").splitlines()
-                self.results["gunicorn_log_tail"] = lines[-40:]
+                self.results["app_log_counts"] = dict(
+                    Counter(_log_message(line) for line in lines).most_common(20)
+                )
+                self.results["gunicorn_log_tail"] = lines[-30:]
             self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self.results["machine"]["loadavg_after"] = os.getloadavg()
             self.write()
@@ -632,10 +642,16 @@ def _probe_process(base: str, stop, out) -> None:
 
 
 def _flood_process(base: str, streams: int, seconds: float, redis_port: int, out) -> None:
-    out.put(asyncio.run(_flood(base, streams, seconds, redis_port)))
+    result: dict[str, Any] = {"outcomes": {}}
+    try:
+        asyncio.run(_flood(base, streams, seconds, redis_port, result))
+    except BaseException as error:  # report what was seen, whatever stopped the flood
+        result["error"] = repr(error)
+    finally:
+        out.put(result)
 
 
-async def _flood(base: str, streams: int, seconds: float, redis_port: int) -> dict[str, Any]:
+async def _flood(base: str, streams: int, seconds: float, redis_port: int, result: dict[str, Any]) -> None:
     """Anonymous display streams from 5 addresses, held open for `seconds`, then closed."""
     import httpx
 
@@ -682,6 +698,15 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int) -> di
                     redis_clients.append(int(line.split(":")[1]))
             await asyncio.sleep(1)
 
+    def record() -> None:
+        result.update(
+            streams=per_address * len(FLOOD_ADDRESSES),
+            outcomes={str(k): v for k, v in outcomes.items()},
+            refusal_p50_seconds=pct(refusal_seconds, 50),
+            refusal_p99_seconds=pct(refusal_seconds, 99),
+            redis_clients_max=max(redis_clients) if redis_clients else None,
+        )
+
     try:
         await asyncio.wait_for(
             asyncio.gather(sample_redis(), *(one(c) for c in clients for _ in range(per_address))),
@@ -690,15 +715,19 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int) -> di
     except TimeoutError:
         outcomes["harness_timeout"] += 1
     finally:
+        record()
         for c in clients:
-            await c.aclose()
-    return {
-        "streams": per_address * len(FLOOD_ADDRESSES),
-        "outcomes": {str(k): v for k, v in outcomes.items()},
-        "refusal_p50_seconds": pct(refusal_seconds, 50),
-        "refusal_p99_seconds": pct(refusal_seconds, 99),
-        "redis_clients_max": max(redis_clients) if redis_clients else None,
-    }
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(c.aclose(), timeout=5)
+
+
+def _log_message(line: str) -> str:
+    """A log line's level and message (JSON lines from the app, plain lines from gunicorn)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line[:120]
+    return f"{record.get('level', '?')}: {str(record.get('message', ''))[:100]}"
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -103,3 +103,21 @@ def test_every_pooled_connection_killed_the_next_requests_recover_by_themselves(
     assert killed >= 1
     for _ in range(3):
         assert client.get(f"{API}/services").status_code == 200
+
+
+def test_an_outage_raised_after_the_view_is_a_503_too(app):
+    """Redis (or the database) lost in an after-request hook, outside the view's error handling, as
+    Flask-Limiter's header injection does on the first request after Redis dies."""
+    import redis
+
+    lost = []
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as under gunicorn: tests otherwise re-raise unhandled errors
+
+    @app.after_request
+    def lose_redis(response):
+        if lost:  # Redis is lost once; the error answer's own hooks then run without it
+            return response
+        lost.append(True)
+        raise redis.ConnectionError("Connection closed by server.")
+
+    _assert_unavailable(app.test_client().get(f"{API}/services"))
