@@ -228,10 +228,15 @@ def test_redis_down_bookings_stay_correct_and_limits_fall_back_to_memory(make_ap
     ]
     assert statuses == [201, 201, 409]
     assert kit.slot_state(slot.id) == (2, 2)
-    # The same device hits the per-device limit, counted in this process's memory.
-    limited = _hold(client, kit.headers_for(citizens[2]), slot.id, **{"X-Device-Id": "d1"})
+    # The same device and phone hit their limits, counted in this process's memory (the request during
+    # which Flask-Limiter finds Redis dead may go uncounted, so allow it one more).
+    answers = [
+        _hold(client, kit.headers_for(citizens[2]), slot.id, **{"X-Device-Id": "d1"}) for _ in range(2)
+    ]
+    limited = next((a for a in answers if a.status_code == 429), answers[-1])
     _refused(limited, 429, "rate_limited")
     assert "Retry-After" in limited.headers
+    assert kit.slot_state(slot.id) == (2, 2)
 
 
 PROJECT_NUMBER = "123456789012"
