@@ -160,6 +160,7 @@ def queue_snapshot(centre_id):
 
 
 @bp.route("/centres/<string:centre_id>/queue/stream")
+@refusals(streams.StreamsFromAddress, streams.StreamsFull, InvalidToken, CentreForbidden)
 @bp.doc(
     parameters=[
         {"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string"}},

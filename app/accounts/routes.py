@@ -58,7 +58,14 @@ def verify_phone(args):
 
 
 @bp.route("/login", methods=["POST"])
-@refusals(errors.InvalidCredentials, errors.AccountLocked, errors.PhoneNotVerified)
+@refusals(
+    errors.InvalidCredentials,
+    errors.AccountLocked,
+    errors.SignInThrottled,
+    errors.PhoneNotVerified,
+    errors.CodeInvalid,
+    errors.CodeExpired,
+)
 @limit_logins()
 @bp.arguments(LoginSchema)
 @bp.response(200, TokenPairSchema)
