@@ -5,7 +5,7 @@ from tests.metrics import figure, scrape
 
 
 def test_429s_are_counted_by_limit(make_app):
-    app = make_app(RATELIMIT_LOGIN="2 per minute")
+    app = make_app(RATELIMIT_LOGIN_PER_ADDRESS="2 per minute")
     client = app.test_client()
     body = {"national_id": "1234567890", "password": "wrong-password"}
     statuses = [client.post("/api/v1/auth/login", json=body).status_code for _ in range(3)]
