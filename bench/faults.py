@@ -662,9 +662,12 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int, resul
     clients = [
         httpx.AsyncClient(
             base_url=base,
-            timeout=httpx.Timeout(10, read=seconds + 20),
-            limits=httpx.Limits(max_connections=per_address + 10, max_keepalive_connections=0),
-            transport=httpx.AsyncHTTPTransport(local_address=address),
+            timeout=httpx.Timeout(20, read=seconds + 20),
+            # The transport's own pool limits apply (a client's `limits` do not when a transport is given).
+            transport=httpx.AsyncHTTPTransport(
+                local_address=address,
+                limits=httpx.Limits(max_connections=per_address + 10, max_keepalive_connections=0),
+            ),
         )
         for address in FLOOD_ADDRESSES
     ]
