@@ -129,6 +129,9 @@ def _release_due_seats(slot_id: int, now: dt.datetime) -> int:
             .values(booked=Slot.booked - freed)
             .execution_options(synchronize_session=False)
         )
+        from booking.waitlist import offer_freed_seats
+
+        offer_freed_seats(slot_id=slot_id, now=now)  # those who wait come before open sale (SPEC §9)
     return freed
 
 
@@ -731,6 +734,8 @@ def cancel_booking(*, account_id: int, reference: str) -> Booking:
     except Exception:
         db.session.rollback()
         raise
+    if booking.slot_id is not None and release_at <= now:
+        release_slot_seats(slot_id=booking.slot_id)  # free now: to whoever waits for it, else to sale
     seatgate.reopen(booking.slot_id)  # with no release delay the seat is free now: ask the database again
     if suspension is not None:
         _record_refusal_free_event(suspension)
