@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from app.catalogue.routes import SelectPage
 from app.idempotency import idempotent
+from app.pagination import SelectPage
 from app.security import auth_required, require_principal
 from booking import draws, waitlist
 from booking.release_schemas import (

@@ -8,11 +8,11 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import TooManyRequests
 
-from app.catalogue.routes import SelectPage
 from app.contract import refusals
 from app.errors import http_error_response
 from app.extensions import client_ip
 from app.idempotency import idempotent
+from app.pagination import SelectPage
 from app.qr import qr_svg
 from app.ratelimit import limit_by, limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal

@@ -2,7 +2,7 @@
 
 from flask_smorest import Blueprint
 
-from app.catalogue.routes import SelectPage
+from app.pagination import SelectPage
 from app.security import auth_required, require_principal
 from notifications import services
 from notifications.schemas import (

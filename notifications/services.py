@@ -8,12 +8,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy import text as sql
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.accounts.models import Account
-from app.database import is_postgres
+from app.dialect import dialect_insert, insert_ignoring, on_postgres
 from app.extensions import db
 from notifications.errors import DeviceNotFound, NotificationNotFound
 from notifications.messages import render, routing_data
@@ -27,20 +26,9 @@ def notify_citizen(
     params: Mapping[str, Any] | None = None,
     data: Mapping[str, str] | None = None,
     dedupe_key: str | None = None,
-) -> None:
-    """Queue a notification in the caller's transaction (no commit); a repeated dedupe_key is ignored."""
-    queue_notification(account_id=account_id, kind=kind, params=params, data=data, dedupe_key=dedupe_key)
-
-
-def queue_notification(
-    *,
-    account_id: int,
-    kind: str,
-    params: Mapping[str, Any] | None = None,
-    data: Mapping[str, str] | None = None,
-    dedupe_key: str | None = None,
 ) -> bool:
-    """`notify_citizen` that tells whether a row was added (False: the dedupe_key was already used)."""
+    """Add a notification in the caller's transaction (no commit); whether a row was added (False: the
+    dedupe_key was already used, and the repeat is ignored)."""
     params = dict(params or {})
     account = db.session.get(Account, account_id)
     if account is None:
@@ -59,15 +47,7 @@ def queue_notification(
     if dedupe_key is None:
         db.session.execute(insert(Notification).values(**values))
         return True
-    # Insert-if-absent: a duplicate is skipped by the database itself, without an error that would
-    # break the caller's transaction (and without a race between a check and the insert).
-    dialect = postgresql if is_postgres(db.session.get_bind()) else sqlite
-    stmt = (
-        dialect.insert(Notification)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Notification.id)
-    )
+    stmt = insert_ignoring(Notification, index_elements=["dedupe_key"], **values).returning(Notification.id)
     return db.session.execute(stmt).scalar() is not None
 
 
@@ -121,8 +101,8 @@ def notify_citizens(*, kind: str, items: list[tuple[int, Mapping[str, Any], str]
             }
         )
     del names
-    if not is_postgres(db.session.get_bind()):
-        stmt = sqlite.insert(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    if not on_postgres():
+        stmt = dialect_insert(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
         return db.session.connection().execute(stmt, rows).rowcount or 0
     added = 0
     for start in range(0, len(rows), 5000):  # PostgreSQL: one INSERT … SELECT FROM unnest(…) per 5,000
@@ -273,15 +253,3 @@ def mark_all_read(*, account_id: int) -> int:
     )
     db.session.commit()
     return result.rowcount or 0
-
-
-def unread_count(*, account_id: int) -> int:
-    """How many of the account's notifications are unread."""
-    from sqlalchemy import func
-
-    return (
-        db.session.scalar(
-            select(func.count()).where(Notification.account_id == account_id, Notification.read_at.is_(None))
-        )
-        or 0
-    )

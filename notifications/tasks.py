@@ -24,7 +24,7 @@ from app.extensions import db
 from notifications.fcm import FcmSender, PushMessage, SendOutcome, SendResult
 from notifications.metrics import count_push_outcomes
 from notifications.models import Device, Notification, PushDelivery
-from notifications.services import queue_notification
+from notifications.services import notify_citizen
 
 log = logging.getLogger("sanad.notifications")
 _sender_lock = threading.Lock()
@@ -278,7 +278,7 @@ def send_reminders() -> int:
         if kind is None:
             continue
         prefix = "reminder24" if kind == "reminder_24h" else "reminder2"
-        added += queue_notification(
+        added += notify_citizen(
             account_id=visit.account_id,
             kind=kind,
             params={

@@ -43,12 +43,12 @@ from ticketing.schemas import (
     UrgentTicketCreateSchema,
 )
 
-from app.catalogue.routes import SelectPage
 from app.contract import refusals
 from app.errors import NotFound
 from app.extensions import client_ip, db
 from app.idempotency import idempotent
 from app.metrics import SSE_STREAMS
+from app.pagination import SelectPage
 from app.security import (
     DISPLAY_TOKEN_PREFIX,
     CentreForbidden,

@@ -1,8 +1,8 @@
 """The public catalogue and the admin's endpoints to manage it."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, Page
-from sqlalchemy import func, select
+from flask_smorest import Blueprint
+from sqlalchemy import select
 
 from app.accounts import services as accounts
 from app.accounts.models import KioskDevice
@@ -24,29 +24,14 @@ from app.catalogue.schemas import (
 )
 from app.contract import refusals
 from app.errors import Conflict
-from app.extensions import DB_INT_MAX, db
+from app.extensions import db
+from app.pagination import SelectPage
 from app.security import auth_required
 
 bp = Blueprint("catalogue", __name__, url_prefix="/api/v1", description="Centres and services")
 admin_bp = Blueprint(
     "admin_catalogue", __name__, url_prefix="/api/v1/admin", description="Catalogue management"
 )
-
-
-class SelectPage(Page):
-    """Paginate a SQLAlchemy select (every domain's lists use it)."""
-
-    @property
-    def item_count(self):
-        return db.session.scalar(select(func.count()).select_from(self.collection.order_by(None).subquery()))
-
-    @property
-    def items(self):
-        params = self.page_params
-        if params.first_item >= DB_INT_MAX:  # past any real list; also beyond what SQL OFFSET accepts
-            return []
-        query = self.collection.offset(params.first_item).limit(params.page_size)
-        return list(db.session.scalars(query).unique())
 
 
 def _centre_detail(centre):

@@ -1,0 +1,44 @@
+"""What differs between PostgreSQL and SQLite, in one place: which one is in use, insert-if-absent, locks.
+
+SQLite serialises every write transaction (`BEGIN IMMEDIATE`, see `app.database`), so row locks and
+advisory locks are PostgreSQL-only; the callers' logic is the same on both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.database import is_postgres
+from app.extensions import db
+
+
+def on_postgres() -> bool:
+    """Whether the session's database is PostgreSQL."""
+    return is_postgres(db.session.get_bind())
+
+
+def dialect_insert(model: Any):
+    """The dialect's `INSERT`, which has `on_conflict_do_nothing` / `on_conflict_do_update`."""
+    return (postgresql if on_postgres() else sqlite).insert(model)
+
+
+def insert_ignoring(model: Any, *, index_elements: list[str], **values: Any):
+    """`INSERT … ON CONFLICT (index_elements) DO NOTHING`: a duplicate is skipped by the database itself,
+    without an error that would break the caller's transaction and without a check-then-insert race."""
+    return dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def for_update(query: Select, *, skip_locked: bool = False) -> Select:
+    """`SELECT … FOR UPDATE` on PostgreSQL; the query unchanged on SQLite (already serial)."""
+    return query.with_for_update(skip_locked=skip_locked) if on_postgres() else query
+
+
+def advisory_xact_lock(key: str, namespace: int) -> None:
+    """Serialise transactions on `key` (a transaction-scoped advisory lock on PostgreSQL)."""
+    if on_postgres():
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, :n))"), {"k": key, "n": namespace}
+        )
