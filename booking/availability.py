@@ -85,11 +85,7 @@ def list_available_slots(
     if horizon is not None:
         latest = expat_latest if horizon == "expatriate" else resident_latest
     elif account_id is not None:
-        is_expat = (
-            select(func.upper(Account.residence_country) != "JO")
-            .where(Account.id == account_id)
-            .scalar_subquery()
-        )
+        is_expat = select(Account.is_expatriate).where(Account.id == account_id).scalar_subquery()
         latest = case((is_expat, expat_latest), else_=resident_latest)
     else:
         latest = resident_latest
@@ -154,9 +150,7 @@ def list_available_slots(
 
 
 def _horizon_of(account_id: int) -> Horizon:
-    expatriate = db.session.scalar(
-        select(func.upper(Account.residence_country) != "JO").where(Account.id == account_id)
-    )
+    expatriate = db.session.scalar(select(Account.is_expatriate).where(Account.id == account_id))
     return "expatriate" if expatriate else "resident"
 
 
@@ -218,7 +212,7 @@ def _load_horizon_block(client: redis.Redis, account_id: int) -> Horizon:
     """Read the block of `account_id` from the database into Redis; returns that account's horizon."""
     first = account_id // HORIZON_BLOCK * HORIZON_BLOCK
     rows = db.session.execute(
-        select(Account.id, func.upper(Account.residence_country) != "JO").where(
+        select(Account.id, Account.is_expatriate).where(
             Account.id >= first, Account.id < first + HORIZON_BLOCK
         )
     ).all()

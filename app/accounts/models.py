@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import clock
 from app.database import UTCDateTime
 from app.extensions import db
+from app.registry.services import HOME_COUNTRY, lives_abroad
 
 ROLES = ("citizen", "kiosk", "staff", "supervisor", "admin")
 CENTRE_ROLES = ("staff", "supervisor")
@@ -44,9 +55,15 @@ class Account(db.Model):
     def is_verified(self) -> bool:
         return self.phone_verified_at is not None
 
-    @property
+    @hybrid_property
     def is_expatriate(self) -> bool:
-        return self.residence_country.upper() != "JO"
+        """Lives abroad (the registry's rule); in SQL, the same test on the column."""
+        return lives_abroad(self.residence_country)
+
+    @is_expatriate.inplace.expression
+    @classmethod
+    def _is_expatriate_expression(cls) -> ColumnElement[bool]:
+        return func.upper(cls.residence_country) != HOME_COUNTRY
 
 
 class PhoneCode(db.Model):

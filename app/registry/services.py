@@ -15,6 +15,14 @@ from app.registry.models import Guardianship, RegistryPerson
 ADULT_AGE = 18
 
 
+HOME_COUNTRY = "JO"
+
+
+def lives_abroad(residence_country: str) -> bool:
+    """Whether a country of residence makes a person an expatriate (anywhere but Jordan)."""
+    return residence_country.upper() != HOME_COUNTRY
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryRecord:
     """What the civil-status registry says about a person."""
@@ -30,7 +38,7 @@ class RegistryRecord:
 
     @property
     def is_expatriate(self) -> bool:
-        return self.residence_country.upper() != "JO"
+        return lives_abroad(self.residence_country)
 
     def has_valid_passport(self, on: dt.date) -> bool:
         return self.passport_expiry is not None and self.passport_expiry >= on
