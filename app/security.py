@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
@@ -16,13 +12,15 @@ import jwt
 from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
 from flask_smorest.utils import deepupdate
+from sqlalchemy import select
 
 from app import clock
-from app.errors import AppError, Forbidden, Unauthorized
+from app.accounts import revocation
+from app.accounts.models import KioskDevice
+from app.errors import Forbidden, Unauthorized
+from app.extensions import db
+from app.tokens import ALGORITHM, KIOSK_TOKEN_PREFIX, hash_token
 
-ALGORITHM = "HS256"
-KIOSK_TOKEN_PREFIX = "ksk_"
-DISPLAY_TOKEN_PREFIX = "dsp_"  # hall displays: opens one centre's live stream, nothing else
 # A staff right is also a supervisor's; nothing else is implied.
 ROLE_INCLUDES = {"staff": {"staff", "supervisor"}}
 
@@ -56,61 +54,6 @@ class Principal:
     @property
     def is_kiosk(self) -> bool:
         return self.role == "kiosk"
-
-
-def hash_token(token: str) -> str:
-    """SHA-256 of a high-entropy bearer secret (refresh and kiosk tokens)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_opaque_token(prefix: str = "") -> str:
-    """A random bearer secret."""
-    return prefix + secrets.token_urlsafe(32)
-
-
-def phone_key(phone: str) -> str:
-    """A keyed digest of a phone number: rate limits count per phone without the number in any token."""
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, phone.encode(), hashlib.sha256).hexdigest()[:24]
-
-
-def issue_access_token(
-    *,
-    account_id: int,
-    role: str,
-    centre_id: str | None,
-    language: str,
-    phone: str | None = None,
-    session_id: str | None = None,
-) -> tuple[str, int]:
-    """A short-lived access JWT signed with the active key; returns (token, lifetime in seconds).
-
-    With `phone`, the token carries its keyed digest (`phk`), so per-phone limits need no database read;
-    with `session_id` (`sid`), ending that session refuses the token (app/revocation.py).
-    """
-    cfg = current_app.config
-    now = clock.now()
-    lifetime = int(cfg["ACCESS_TOKEN_SECONDS"])
-    claims = {
-        "iss": cfg["JWT_ISSUER"],
-        "aud": cfg["JWT_AUDIENCE"],
-        "sub": str(account_id),
-        "iat": int(now.timestamp()),
-        "nbf": int(now.timestamp()) - 5,
-        "exp": int((now + dt.timedelta(seconds=lifetime)).timestamp()),
-        "role": role,
-        "lang": language,
-        "jti": secrets.token_hex(8),
-    }
-    if centre_id:
-        claims["cid"] = centre_id
-    if phone:
-        claims["phk"] = phone_key(phone)
-    if session_id:
-        claims["sid"] = session_id
-    kid = cfg["JWT_ACTIVE_KID"]
-    token = jwt.encode(claims, cfg["JWT_KEYS"][kid], algorithm=ALGORITHM, headers={"kid": kid})
-    return token, lifetime
 
 
 VERIFIED_CACHE_SIZE = 8192
@@ -166,6 +109,14 @@ def _verify_access_token(token: str) -> dict[str, Any]:
     return claims
 
 
+def find_kiosk_by_token(token: str) -> KioskDevice | None:
+    """The active kiosk a bearer token belongs to."""
+    kiosk = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == hash_token(token)))
+    if kiosk is None or kiosk.revoked_at is not None:
+        return None
+    return kiosk
+
+
 def _principal_from_request() -> Principal | None:
     header = request.headers.get("Authorization", "")
     if not header:
@@ -175,8 +126,6 @@ def _principal_from_request() -> Principal | None:
         raise InvalidToken()
     token = token.strip()
     if token.startswith(KIOSK_TOKEN_PREFIX):
-        from app.accounts.services import find_kiosk_by_token
-
         kiosk = find_kiosk_by_token(token)
         if kiosk is None:
             raise InvalidToken()
@@ -189,11 +138,8 @@ def _principal_from_request() -> Principal | None:
     except (TypeError, ValueError) as exc:
         raise InvalidToken() from exc
     session_id = claims.get("sid") if isinstance(claims.get("sid"), str) else None
-    if session_id is not None:
-        from app.revocation import is_revoked
-
-        if is_revoked(session_id):
-            raise SessionEnded()
+    if session_id is not None and revocation.is_revoked(session_id):
+        raise SessionEnded()
     return Principal(
         id=account_id,
         role=claims["role"],
@@ -264,9 +210,3 @@ def document(view: Callable, **doc: Any) -> Callable:
     apidoc["manual_doc"] = manual
     view._apidoc = apidoc
     return view
-
-
-class RateLimitedError(AppError):
-    status = 429
-    code = "rate_limited"
-    message = _l("Too many requests. Please wait and try again.")

@@ -21,7 +21,7 @@ from app.accounts.services import create_kiosk, hash_password
 from app.catalogue.models import Centre, Counter, Offering, Service
 from app.extensions import db
 from app.registry.models import RegistryPerson
-from app.security import issue_access_token
+from app.tokens import issue_access_token
 
 CENTRE = "amman-muqabalain"
 HOT_SERVICE = "passport.renew"

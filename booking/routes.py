@@ -57,7 +57,7 @@ def _phone_identity() -> str | None:
             return g.booking_phone
         from app.accounts.models import Account
         from app.extensions import db
-        from app.security import phone_key
+        from app.tokens import phone_key
 
         account = db.session.get(Account, principal.id) if principal and principal.role == "citizen" else None
         phone = account.phone if account is not None else None

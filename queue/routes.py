@@ -50,13 +50,13 @@ from app.idempotency import idempotent
 from app.metrics import SSE_STREAMS
 from app.pagination import SelectPage
 from app.security import (
-    DISPLAY_TOKEN_PREFIX,
     CentreForbidden,
     InvalidToken,
     auth_required,
     require_centre,
     require_principal,
 )
+from app.tokens import DISPLAY_TOKEN_PREFIX
 from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
 
 bp = Blueprint("ticketing", __name__, url_prefix="/api/v1", description="Queue")

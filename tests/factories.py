@@ -12,7 +12,7 @@ from app.accounts.services import create_kiosk, hash_password
 from app.catalogue.models import Centre, Counter, Offering, Service
 from app.extensions import db
 from app.registry.models import Guardianship, RegistryPerson
-from app.security import issue_access_token
+from app.tokens import issue_access_token
 
 PASSWORD = "Test-pass-2026"
 _ids = itertools.count(1)

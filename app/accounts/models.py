@@ -91,7 +91,7 @@ class RefreshToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # Indexed: app/revocation.py copies the sessions revoked in the last minutes back into Redis.
+    # Indexed: app/accounts/revocation.py copies the sessions revoked in the last minutes back into Redis.
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
 

@@ -34,12 +34,12 @@ from app.accounts.errors import (
     WeakPassword,
 )
 from app.accounts.models import Account, DisplayScreen, KioskDevice, LoginLockout, PhoneCode, RefreshToken
+from app.accounts.revocation import mark_revoked
 from app.accounts.sms import get_sms_sender
 from app.errors import NotFound
 from app.extensions import db
 from app.registry.services import RegistryRecord, list_dependents, lookup_person
-from app.revocation import mark_revoked
-from app.security import (
+from app.tokens import (
     DISPLAY_TOKEN_PREFIX,
     KIOSK_TOKEN_PREFIX,
     hash_token,
@@ -466,14 +466,6 @@ def revoke_kiosk(*, kiosk_id: int) -> KioskDevice:
     return kiosk
 
 
-def find_kiosk_by_token(token: str) -> KioskDevice | None:
-    """The active kiosk a bearer token belongs to."""
-    kiosk = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == hash_token(token)))
-    if kiosk is None or kiosk.revoked_at is not None:
-        return None
-    return kiosk
-
-
 def create_display(*, centre_id: str, name: str) -> tuple[DisplayScreen, str]:
     """Register a hall display for a centre; returns it and its token (shown once)."""
     token = new_opaque_token(DISPLAY_TOKEN_PREFIX)
@@ -489,9 +481,3 @@ def find_display_by_token(token: str) -> DisplayScreen | None:
     if display is None or display.revoked_at is not None:
         return None
     return display
-
-
-def require_verified(account: Account) -> None:
-    """Only verified accounts act."""
-    if not account.is_verified:
-        raise PhoneNotVerified()

@@ -22,7 +22,7 @@ def test_every_answer_is_503_while_the_database_is_down(make_app, dead_database_
     app = make_app(DATABASE_URL=dead_database_url, DB_CONNECT_TIMEOUT="1")
     client = app.test_client()
     with app.app_context():
-        from app.security import issue_access_token
+        from app.tokens import issue_access_token
 
         token, _ = issue_access_token(account_id=1, role="citizen", centre_id=None, language="en")
     citizen = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}

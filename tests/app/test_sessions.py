@@ -74,7 +74,7 @@ def test_a_session_check_costs_one_redis_round_trip(app, make, client, monkeypat
     account = make.citizen()
     tokens = _login(client, account)
     _me(client, tokens)  # warm: the marker is written by the first check
-    from app import revocation
+    from app.accounts import revocation
 
     calls = []
     real = revocation.is_revoked

@@ -314,7 +314,7 @@ def test_holds_are_limited_per_phone_across_accounts_and_token_ages(make_app, ki
     import jwt
 
     from app.accounts.models import Account
-    from app.security import issue_access_token
+    from app.tokens import issue_access_token
 
     app = make_app(RATELIMIT_HOLDS="2 per minute", TRUSTED_PROXIES="1")
     client = app.test_client()
