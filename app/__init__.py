@@ -85,7 +85,8 @@ def configure_app(app: Flask, settings: Settings) -> None:
         },
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_STRATEGY="sliding-window-counter",
-        # Strategies use different key types: a new strategy needs a new prefix (see NOTES.md).
+        # Strategies use different key types: a new strategy needs a new prefix, or
+        # it reads the old one's keys as its own and fails.
         RATELIMIT_KEY_PREFIX="sanad-swc",
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_HEADERS_ENABLED=True,

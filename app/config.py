@@ -1,4 +1,10 @@
-"""Configuration read only from environment variables; production refuses missing secrets."""
+"""Configuration read only from environment variables; production refuses missing secrets.
+
+Parsed here rather than with environs or pydantic-settings, on purpose: `load_config(env)` takes the
+environment as a plain mapping (tests and `make faults` build apps from dicts without touching
+`os.environ`; environs reads only `os.environ`), the few types we need (bool, int, `kid:secret` lists,
+limit strings) are the helpers below, and every error names the variable.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +87,7 @@ class Settings:
     argon2_memory_cost: int = 65536
     argon2_parallelism: int = 4
     ratelimit_enabled: bool = True
-    # Per identity (account, device, phone, national id): where abuse is stopped (SPEC §4, §8).
+    # Per identity (account, device, phone, national id): where abuse is stopped (README, limits).
     ratelimit_login: str = "10 per minute;50 per hour"  # per device (X-Device-Id)
     ratelimit_otp: str = "5 per 10 minutes;20 per day"
     ratelimit_search: str = "120 per minute"
@@ -99,7 +105,7 @@ class Settings:
     resident_horizon_days: int = 30
     expatriate_horizon_days: int = 90
     cancel_release_delay_minutes: int = 30
-    # Release day (SPEC §9): how long a seat offered from a waitlist is held, and a draw's default hold.
+    # Release day: how long a seat offered from a waitlist is held, and a draw's default hold.
     waitlist_offer_minutes: int = 120
     draw_confirm_hours: int = 24
     # Sold-out gate (booking/seatgate.py): how long a slot seen full is refused from Redis alone (0: off).

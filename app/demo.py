@@ -1,4 +1,4 @@
-"""The demo data of SPEC §7: centres, embassies, services, registry people and demo accounts."""
+"""The demo data the README lists: centres, embassies, services, registry people and demo accounts."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ JORDAN_WEEK = {d: [["08:00", "15:00"]] for d in ("sun", "mon", "tue", "wed", "th
 GULF_WEEK = {d: [["09:00", "14:00"]] for d in ("sun", "mon", "tue", "wed", "thu")}
 UAE_WEEK = {d: [["09:00", "14:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 US_WEEK = {d: [["09:00", "16:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-# Open around the clock, so the queue can be tried at any hour (SPEC §11).
+# Open around the clock, so the queue can be tried at any hour.
 AIRPORT_WEEK = {d: [["00:00", "24:00"]] for d in ("sun", "mon", "tue", "wed", "thu", "fri", "sat")}
 
 SERVICES: list[dict[str, Any]] = [
@@ -112,7 +112,7 @@ SERVICES: list[dict[str, Any]] = [
 ]
 ALL_SERVICES = [s["code"] for s in SERVICES]
 PASSPORTS = ["passport.renew", "passport.issue"]
-# SPEC §9: this offering's seats are given by draws (the demo opens one).
+# Release day: this offering's seats are given by draws (the demo opens one).
 DEMO_DRAW_OFFERING = ("irbid", "passport.issue")
 ONE_STOP_SET = [
     *PASSPORTS,
@@ -295,7 +295,7 @@ def _upsert(model, key: Any, **values: Any):
     return row
 
 
-# Registry people without an account, so registration can be tried (SPEC §10; the README lists them):
+# Registry people without an account, so registration can be tried (the README lists them):
 # national id -> (date of birth, days until their passport expires, or None for none).
 UNREGISTERED_PEOPLE: dict[str, tuple[dt.date, int | None]] = {
     "9990000301": (dt.date(1992, 4, 12), 60),
@@ -384,7 +384,7 @@ def _years_before(today: dt.date, years: int) -> dt.date:
     return today.replace(year=today.year - years, day=min(today.day, 28))
 
 
-# SPEC §10: minors (no accounts) and their guardians: (minor, guardian, age in years, passport expiry
+# Families: minors (no accounts) and their guardians: (minor, guardian, age in years, passport expiry
 # in days from today, or None for no passport).
 MINORS = (
     ("9990000201", "9990000001", 12, -40),  # passport expired: may renew
@@ -526,7 +526,7 @@ def load_demo_data() -> dict[str, int]:
 
 
 def _demo_draw() -> None:
-    """SPEC §9: an open draw for passport.issue at Irbid over days 21-27 ahead, closing in 7 days (once)."""
+    """An open draw for passport.issue at Irbid over days 21-27 ahead, closing in 7 days (once)."""
     import zoneinfo
 
     # The shell imports no domain statically; the demo reaches booking's service at run time.

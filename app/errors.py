@@ -1,4 +1,4 @@
-"""The error envelope of SPEC §5 for every error, localised by Accept-Language."""
+"""One envelope (`{"error": {"code", "message", "details"}}`) for every error, in the asked language."""
 
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ class Offering(db.Model):
     horizon_days: Mapped[int | None] = mapped_column(Integer)
     weekly_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # How release-day seats are given (SPEC §9): first come, or by draws (booking/draws.py).
+    # How release-day seats are given : first come, or by draws (booking/draws.py).
     allocation: Mapped[str] = mapped_column(String(12), default="first_come", server_default="first_come")
 
     centre: Mapped[Centre] = relationship(back_populates="offerings")

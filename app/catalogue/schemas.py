@@ -126,7 +126,7 @@ class OfferingSchema(BaseSchema):
     allocation = ma.fields.String(
         load_default="first_come",
         validate=validate.OneOf(ALLOCATIONS),
-        metadata={"description": "first_come, or draw (seats given by draws, SPEC §9)"},
+        metadata={"description": "first_come, or draw (seats given by draws)"},
     )
 
 
