@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from ticketing import events
+from ticketing import live
 from ticketing.errors import (
     ActiveTicketExists,
     CounterInUse,
@@ -227,7 +227,7 @@ def _commit_ticket_change(
     transaction: the counts the screens show move by it and are published (None: nothing to publish).
     """
     db.session.commit()
-    events.publish_changes(
+    live.publish_changes(
         centre_id,
         extra_events,
         waiting_delta,
@@ -659,12 +659,12 @@ def waiting_counts(*, centre_id: str) -> dict[str, int]:
 
     Kept in Redis and moved by each change after its commit (counting 40,000 waiting tickets on every
     call is what made call-next slow); counted in the database again when Redis has none, which is at
-    least every `events.WAITING_COUNTS_SECONDS`.
+    least every `live.WAITING_COUNTS_SECONDS`.
     """
-    counts = events.stored_waiting_counts(centre_id)
+    counts = live.stored_waiting_counts(centre_id)
     if counts is None:
         counts = _count_waiting(centre_id)
-        events.store_waiting_counts(centre_id, counts)
+        live.store_waiting_counts(centre_id, counts)
     return counts
 
 
@@ -1163,9 +1163,7 @@ def call_next_ticket(*, counter_id: int, principal: Principal) -> TicketAnswer |
     _tell_called(ticket, ticket.counter["number"])
     _tell_turn_near(ticket, _next_after(ticket, head))
     waiting_delta[ticket.service_code] = waiting_delta.get(ticket.service_code, 0) - 1
-    _commit_ticket_change(
-        centre_id, (events.TICKET_CALLED, call_payload(ticket)), waiting_delta=waiting_delta
-    )
+    _commit_ticket_change(centre_id, (live.TICKET_CALLED, call_payload(ticket)), waiting_delta=waiting_delta)
     return ticket
 
 
@@ -1255,7 +1253,7 @@ def recall_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
     if ticket.counter is not None:
         _tell_called(ticket, ticket.counter.number)
         _tell_turn_near(ticket)
-    _commit_ticket_change(ticket.centre_id, (events.TICKET_RECALLED, call_payload(ticket)), waiting_delta={})
+    _commit_ticket_change(ticket.centre_id, (live.TICKET_RECALLED, call_payload(ticket)), waiting_delta={})
     return ticket
 
 
@@ -1620,8 +1618,8 @@ def expire_leftover_tickets(*, centre: Centre) -> int:
     if expired:
         # Once a day: count again rather than track which services the expired tickets waited for.
         counts = _recount_waiting(centre.id)
-        events.store_waiting_counts(centre.id, counts)
-        events.publish(centre.id, events.QUEUE_UPDATED, {"waiting": counts, "at": now.isoformat()})
+        live.store_waiting_counts(centre.id, counts)
+        live.publish(centre.id, live.QUEUE_UPDATED, {"waiting": counts, "at": now.isoformat()})
     return (expired or 0) + (closed or 0)
 
 
@@ -1638,9 +1636,9 @@ def expire_unanswered_calls() -> int:
     ).all()
     db.session.commit()
     for centre_id in {centre_id for (centre_id,) in rows}:
-        events.publish(
+        live.publish(
             centre_id,
-            events.QUEUE_UPDATED,
+            live.QUEUE_UPDATED,
             {"waiting": waiting_counts(centre_id=centre_id), "at": now.isoformat()},
         )
     return len(rows)

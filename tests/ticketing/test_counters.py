@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import event
-from ticketing import events, services
+from ticketing import live, services
 from ticketing.models import CounterSession, Ticket
 
 from app import clock
@@ -295,8 +295,8 @@ def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost
     assert shown() == counted() == {other: 1}
 
     redis = kit.call(get_redis)
-    key = events.waiting_key(site.centre.id)
-    assert 0 < redis.ttl(key) <= events.WAITING_COUNTS_SECONDS  # rebuilt at least this often
+    key = live.waiting_key(site.centre.id)
+    assert 0 < redis.ttl(key) <= live.WAITING_COUNTS_SECONDS  # rebuilt at least this often
     redis.delete(key)
     assert shown() == {other: 1}
     # A change behind Redis's back shows once the counts are rebuilt.

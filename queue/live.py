@@ -1,5 +1,7 @@
-"""Live queue events: Redis pub/sub per centre, the waiting counts the screens show, and the
-server-sent-events framing."""
+"""The live queue in Redis: each centre's events (published after a commit, numbered, kept in a short log
+for screens that resume with `Last-Event-ID`), the waiting counts the screens show, and the server-sent
+events framing. This module owns the keys and the message format; `streams.py` delivers the events to
+the open screens (one subscription per worker, caps)."""
 
 from __future__ import annotations
 
