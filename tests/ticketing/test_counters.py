@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import event
-from ticketing import live, services
+from ticketing import live
 from ticketing.models import CounterSession, Ticket
 
 from app import clock
@@ -276,7 +276,7 @@ def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost
         return client.get(f"{API}/centres/{site.centre.id}/queue").json["waiting"]
 
     def counted():
-        return kit.call(lambda: services._count_waiting(site.centre.id))
+        return kit.call(lambda: live._count_waiting(site.centre.id))
 
     first = take(client, site)
     take(client, site)
