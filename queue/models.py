@@ -1,4 +1,5 @@
-"""Tables of the ticket queue and urgent passports: tickets, their numbering, counter sessions, audit log."""
+"""Tables of the ticket queue and urgent passports: tickets, their numbering, counter sessions, urgent
+requests (the audit log they write to is the shell's, `app.audit`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
-from app.audit import AuditEntry  # noqa: F401  (moved to the shell; re-exported for queue code)
 from app.catalogue.models import Centre, Counter, Service
 from app.database import UTCDateTime
 from app.extensions import db
@@ -27,7 +27,7 @@ from app.extensions import db
 TICKET_SOURCES = ("walk_in", "appointment", "urgent", "remote")
 TICKET_STATUSES = ("waiting", "called", "serving", "done", "no_show", "transferred", "cancelled", "expired")
 ACTIVE_STATUSES = ("waiting", "called", "serving")
-# Priority class shown to staff (smaller is served first); the call order itself is ticketing.policy's.
+# Priority class shown to staff (smaller is served first); the call order itself is policy.py's.
 PRIORITY_BY_SOURCE = {"urgent": 0, "appointment": 1, "walk_in": 2, "remote": 2}
 URGENT_REASONS = ("medical", "bereavement", "study_or_work", "official_travel", "other")
 URGENT_STATUSES = ("pending", "approved", "rejected", "used")

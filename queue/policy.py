@@ -116,8 +116,13 @@ def order_candidates(
 
 
 def choose_next(candidates: Iterable[Candidate], *, now: datetime, policy: CallPolicy) -> Candidate | None:
-    """The candidate to call next, or None if nobody is waiting."""
+    """The candidate to call next, or None if nobody is waiting.
+
+    Call-next itself ranks the heads of the ordering streams with `rank_key` (`ordering.py`); this is the
+    policy's rule stated on its own, and tests/ticketing/test_policy.py, the policy's specification, checks
+    it against `order_candidates` and simulated days.
+    """
     _require_aware(now, "now")
     # min() instead of order_candidates()[0]: same result (keys are a total order, both keep the first of
-    # equal keys) but O(n), and this runs on every call at every counter.
+    # equal keys), in O(n).
     return min(candidates, key=lambda c: rank_key(c, now=now, policy=policy), default=None)

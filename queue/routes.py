@@ -5,8 +5,25 @@ from __future__ import annotations
 from flask import Blueprint as PageBlueprint
 from flask import Response, abort, current_app, render_template, request, stream_with_context
 from flask_smorest import Blueprint
-from ticketing import services, streams
-from ticketing.errors import (
+
+from app.contract import refusals
+from app.errors import NotFound
+from app.extensions import client_ip, db
+from app.idempotency import idempotent
+from app.metrics import SSE_STREAMS
+from app.pagination import SelectPage
+from app.security import (
+    CentreForbidden,
+    InvalidToken,
+    auth_required,
+    require_centre,
+    require_principal,
+)
+from app.tokens import DISPLAY_TOKEN_PREFIX
+from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
+
+from . import counters, services, streams, urgent
+from .errors import (
     ActiveTicketExists,
     CounterInUse,
     CounterNotOpen,
@@ -21,7 +38,7 @@ from ticketing.errors import (
     UrgentQuotaExceeded,
     UrgentRequestPending,
 )
-from ticketing.schemas import (
+from .schemas import (
     ApproveSchema,
     AuditEntrySchema,
     CheckInSchema,
@@ -42,22 +59,7 @@ from ticketing.schemas import (
     UrgentStatusQuerySchema,
     UrgentTicketCreateSchema,
 )
-
-from app.contract import refusals
-from app.errors import NotFound
-from app.extensions import client_ip, db
-from app.idempotency import idempotent
-from app.metrics import SSE_STREAMS
-from app.pagination import SelectPage
-from app.security import (
-    CentreForbidden,
-    InvalidToken,
-    auth_required,
-    require_centre,
-    require_principal,
-)
-from app.tokens import DISPLAY_TOKEN_PREFIX
-from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
+from .stats import centre_stats
 
 bp = Blueprint("ticketing", __name__, url_prefix="/api/v1", description="Queue")
 pages_bp = PageBlueprint(
@@ -252,7 +254,7 @@ def _display_token_for(centre_id: str) -> bool:
 @bp.response(200, CounterSessionSchema)
 def open_counter(args, counter_id):
     """Open a counter for a set of services (replaces a session left open there)."""
-    return services.open_counter(
+    return counters.open_counter(
         counter_id=counter_id, services=args["services"], principal=require_principal()
     )
 
@@ -263,7 +265,7 @@ def open_counter(args, counter_id):
 @bp.response(200, CounterSessionSchema)
 def close_counter(counter_id):
     """Close a counter."""
-    return services.close_counter(counter_id=counter_id, principal=require_principal())
+    return counters.close_counter(counter_id=counter_id, principal=require_principal())
 
 
 @bp.route("/staff/counters/<int:counter_id>")
@@ -271,7 +273,7 @@ def close_counter(counter_id):
 @bp.response(200, CounterStateSchema)
 def counter_state(counter_id):
     """A counter's session, current ticket and the first 50 tickets it will call."""
-    return services.counter_state(counter_id=counter_id, principal=require_principal())
+    return counters.counter_state(counter_id=counter_id, principal=require_principal())
 
 
 @bp.route("/staff/counters/<int:counter_id>/call-next", methods=["POST"])
@@ -366,7 +368,7 @@ def issue_urgent_ticket(args, centre_id):
 @bp.response(200, StatsSchema)
 def stats(args, centre_id):
     """A centre's figures for a local day: tickets by source, waits, service times, no-shows, ratings."""
-    return services.centre_stats(centre_id=centre_id, day=args["date"], principal=require_principal())
+    return centre_stats(centre_id=centre_id, day=args["date"], principal=require_principal())
 
 
 @bp.route("/staff/centres/<string:centre_id>/audit-log")
@@ -375,7 +377,7 @@ def stats(args, centre_id):
 @bp.paginate(SelectPage, page_size=50, max_page_size=200)
 def audit_log(centre_id):
     """The centre's append-only audit trail of urgent decisions and overrides, newest first."""
-    return services.list_audit_entries(centre_id=centre_id, principal=require_principal())
+    return urgent.list_audit_entries(centre_id=centre_id, principal=require_principal())
 
 
 # ------------------------------------------------------------------------------- urgent passports
@@ -389,7 +391,7 @@ def audit_log(centre_id):
 @bp.response(201, UrgentRequestSchema)
 def create_urgent_request(args):
     """Ask for an urgent passport (one pending at a time; at most 2 approvals a year)."""
-    return services.create_urgent_request(
+    return urgent.create_urgent_request(
         account_id=require_principal().id,
         centre_id=args["centre_id"],
         service_code=args["service"],
@@ -405,7 +407,7 @@ def create_urgent_request(args):
 @bp.paginate(SelectPage, page_size=20, max_page_size=100)
 def list_urgent_requests():
     """The citizen's urgent requests, newest first."""
-    return services.list_my_urgent_requests(account_id=require_principal().id)
+    return urgent.list_my_urgent_requests(account_id=require_principal().id)
 
 
 @bp.route("/urgent-requests/<int:request_id>")
@@ -413,7 +415,7 @@ def list_urgent_requests():
 @bp.response(200, UrgentRequestSchema)
 def get_urgent_request(request_id):
     """One of the citizen's urgent requests."""
-    return services.get_my_urgent_request(request_id=request_id, account_id=require_principal().id)
+    return urgent.get_my_urgent_request(request_id=request_id, account_id=require_principal().id)
 
 
 @bp.route("/staff/centres/<string:centre_id>/urgent-requests")
@@ -423,7 +425,7 @@ def get_urgent_request(request_id):
 @bp.paginate(SelectPage, page_size=50, max_page_size=200)
 def list_centre_urgent_requests(args, centre_id):
     """The centre's urgent requests for its supervisors, oldest first (filter by status)."""
-    return services.list_centre_urgent_requests(
+    return urgent.list_centre_urgent_requests(
         centre_id=centre_id, status=args.get("status"), principal=require_principal()
     )
 
@@ -435,7 +437,7 @@ def list_centre_urgent_requests(args, centre_id):
 @bp.response(200, StaffUrgentRequestSchema)
 def approve_urgent_request(args, request_id):
     """Approve for a date: an urgent booking from that day's reserve (audited, the citizen is told)."""
-    return services.approve_urgent_request(
+    return urgent.approve_urgent_request(
         request_id=request_id, local_date=args["date"], note=args["note"], principal=require_principal()
     )
 
@@ -447,7 +449,7 @@ def approve_urgent_request(args, request_id):
 @bp.response(200, StaffUrgentRequestSchema)
 def reject_urgent_request(args, request_id):
     """Reject with a note (audited, the citizen is told)."""
-    return services.reject_urgent_request(
+    return urgent.reject_urgent_request(
         request_id=request_id, note=args["note"], principal=require_principal()
     )
 

@@ -8,11 +8,12 @@ import zoneinfo
 import marshmallow as ma
 from flask_babel import gettext
 from marshmallow import validate
-from ticketing.models import URGENT_REASONS, URGENT_STATUSES
 
 from app import clock
 from app.errors import local_date_text
 from app.schemas import BaseSchema, Integer, QuerySchema
+
+from .models import URGENT_REASONS, URGENT_STATUSES
 
 # An urgent passport is for travel soon: a year ahead is the furthest any citizen plans it.
 URGENT_TRAVEL_MAX_DAYS = 365

@@ -33,7 +33,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.errors import AppError
 
-from . import events
+from . import live
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def stream_screen(
     ends_at = started + max_seconds if max_seconds is not None else None
     last_id = after_id
     try:
-        yield f"retry: {events.RECONNECT_MS}\n" + "".join(first)
+        yield f"retry: {live.RECONNECT_MS}\n" + "".join(first)
         quiet_since = time.monotonic()
         while ends_at is None or time.monotonic() < ends_at:
             now = time.monotonic()
@@ -314,7 +314,7 @@ def stream_screen(
             quiet_since = time.monotonic()
             if item is _END:
                 return
-            parsed = events.parse_event(item)
+            parsed = live.parse_event(item)
             if parsed is None:
                 continue
             event_id, event_type = parsed
@@ -322,7 +322,7 @@ def stream_screen(
                 continue
             if event_id is not None:
                 last_id = event_id
-            yield events.sse(event_type, item, event_id)
+            yield live.sse(event_type, item, event_id)
     finally:
         hub.close(screen)
 
@@ -338,11 +338,11 @@ def first_frames(
     """
     frames: list[str] = []
     if last_event_id is not None and last_event_id.strip().isdigit():
-        missed = events.events_since(centre_id, int(last_event_id.strip()))
+        missed = live.events_since(centre_id, int(last_event_id.strip()))
         for data in missed or ():
-            parsed = events.parse_event(data)
+            parsed = live.parse_event(data)
             if parsed is not None:
-                frames.append(events.sse(parsed[1], data, parsed[0]))
-    current = events.current_event_id(centre_id)  # read before the snapshot: it includes that event
-    frames.append(events.sse(events.SNAPSHOT, snapshot(), current))
+                frames.append(live.sse(parsed[1], data, parsed[0]))
+    current = live.current_event_id(centre_id)  # read before the snapshot: it includes that event
+    frames.append(live.sse(live.SNAPSHOT, snapshot(), current))
     return frames, current

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from ticketing import services
 
 from app.catalogue.models import Centre
 from app.extensions import db
+
+from . import services, stats
 
 
 def close_day() -> int:
@@ -16,7 +17,7 @@ def close_day() -> int:
     changed = 0
     for centre_id in centre_ids:
         centre = db.session.get(Centre, centre_id)
-        changed += services.expire_leftover_tickets(centre=centre)
+        changed += stats.expire_leftover_tickets(centre=centre)
     return changed
 
 

@@ -16,12 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 from sqlalchemy import select
-from ticketing import services
+from ticketing import counters, ordering, services
 from ticketing.models import PRIORITY_BY_SOURCE, Ticket
 from ticketing.policy import Candidate, order_candidates
 
 from app import clock
 from app.accounts.models import Account
+from app.catalogue.services import centre_today
 from app.extensions import db
 from app.security import Principal
 from tests.conftest import IS_POSTGRES
@@ -51,11 +52,11 @@ def _seed(site, n_tickets: int, seed: int = 7) -> list[Principal]:
         db.session.add(account)
         db.session.flush()
         clerks.append(Principal(id=account.id, role="staff", centre_id=site.centre.id))
-        services.open_counter(
+        counters.open_counter(
             counter_id=counter_id, services=[site.other.code, site.passport.code], principal=clerks[-1]
         )
     start = now - dt.timedelta(minutes=30)
-    today = services.centre_today(site.centre)
+    today = centre_today(site.centre)
     for i in range(n_tickets):
         roll = rng.random()
         source = "urgent" if roll < 0.05 else "appointment" if roll < 0.25 else "walk_in"
@@ -96,7 +97,7 @@ def test_twenty_counters_call_every_ticket_exactly_once_in_policy_order(kit, app
                     for t in db.session.scalars(select(Ticket))
                 ],
                 now=clock.now(),
-                policy=services.call_policy(),
+                policy=ordering.call_policy(),
             )
         ]
     )
@@ -163,13 +164,13 @@ def test_a_stale_head_is_never_taken_past_what_it_knows(kit, ctx):
             .values(issued_at=now - dt.timedelta(minutes=40 - minutes))
         )
     db.session.commit()
-    head = services._head_of_queue(site.centre.id, [site.other.code], now=now, per_stream=2)
-    policy = services.call_policy()
+    head = ordering.head_of_queue(site.centre.id, [site.other.code], now=now, per_stream=2)
+    policy = ordering.call_policy()
     safe = [row.number for row in head.rows if head.safe(row, now, policy)]
     # The vulnerable visitor (30 minutes later, 15 minutes of bonus) ranks after the unread third walk-in.
     assert [row.number for row in head.rows] == ["C-001", "C-002", "C-004"]
     assert safe == ["C-001", "C-002"]
-    full = services._head_of_queue(site.centre.id, [site.other.code], now=now)
+    full = ordering.head_of_queue(site.centre.id, [site.other.code], now=now)
     assert full.horizon is None and [row.number for row in full.rows] == ["C-001", "C-002", "C-003", "C-004"]
 
 
@@ -181,14 +182,14 @@ def test_a_counter_serving_many_services_calls_every_ticket_in_policy_order(kit,
     for service in extra:
         kit.make.offering(site.centre, service)
     codes = [site.other.code, site.passport.code, *(s.code for s in extra)]
-    assert services._per_stream(len(codes)) < services.HEAD_PER_STREAM
+    assert ordering._per_stream(len(codes)) < ordering.HEAD_PER_STREAM
     rng = random.Random(11)
     now = clock.now()
 
     def seed() -> Principal:
         clerk = Principal(id=site.clerk.id, role="staff", centre_id=site.centre.id)
-        services.open_counter(counter_id=site.counters[0], services=codes, principal=clerk)
-        today = services.centre_today(site.centre)
+        counters.open_counter(counter_id=site.counters[0], services=codes, principal=clerk)
+        today = centre_today(site.centre)
         for i in range(300):
             source = rng.choice(("walk_in", "walk_in", "walk_in", "appointment", "urgent", "remote"))
             db.session.add(
@@ -222,16 +223,16 @@ def test_a_counter_serving_many_services_calls_every_ticket_in_policy_order(kit,
     def in_policy_order() -> list[int]:
         waiting = db.session.scalars(select(Ticket).where(Ticket.status == "waiting"))
         candidates = [Candidate(t.id, t.source, t.issued_at, t.vulnerable, t.appointment_at) for t in waiting]
-        return [c.id for c in order_candidates(candidates, now=clock.now(), policy=services.call_policy())]
+        return [c.id for c in order_candidates(candidates, now=clock.now(), policy=ordering.call_policy())]
 
     def call_all() -> tuple[list[int], list[int]]:
         expected, called = in_policy_order(), []
         while True:
             # What the head knows is exact is a prefix of the policy's order of every waiting ticket.
-            head = services._head_of_queue(site.centre.id, codes, now=clock.now())
+            head = ordering.head_of_queue(site.centre.id, codes, now=clock.now())
             exact, order = [row.id for row in head.exact()], in_policy_order()
             assert exact == order[: len(exact)]
-            assert len(exact) >= min(services._per_stream(len(codes)), len(order))
+            assert len(exact) >= min(ordering._per_stream(len(codes)), len(order))
             ticket = services.call_next_ticket(counter_id=site.counters[0], principal=clerk)
             if ticket is None:
                 return called, expected
@@ -249,7 +250,7 @@ def test_clicks_at_one_counter_at_the_same_instant_leave_it_one_called_ticket(ki
     clerk = Principal(id=site.clerk.id, role="staff", centre_id=site.centre.id)
 
     def seed() -> None:
-        services.open_counter(counter_id=site.counters[0], services=[site.other.code], principal=clerk)
+        counters.open_counter(counter_id=site.counters[0], services=[site.other.code], principal=clerk)
         for _ in range(30):
             services.issue_walk_in_ticket(centre_id=site.centre.id, service_code=site.other.code)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import event
-from ticketing import events, services
+from ticketing import live
 from ticketing.models import CounterSession, Ticket
 
 from app import clock
@@ -276,7 +276,7 @@ def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost
         return client.get(f"{API}/centres/{site.centre.id}/queue").json["waiting"]
 
     def counted():
-        return kit.call(lambda: services._count_waiting(site.centre.id))
+        return kit.call(lambda: live._count_waiting(site.centre.id))
 
     first = take(client, site)
     take(client, site)
@@ -295,8 +295,8 @@ def test_waiting_counts_follow_each_change_and_are_counted_again_when_redis_lost
     assert shown() == counted() == {other: 1}
 
     redis = kit.call(get_redis)
-    key = events.waiting_key(site.centre.id)
-    assert 0 < redis.ttl(key) <= events.WAITING_COUNTS_SECONDS  # rebuilt at least this often
+    key = live.waiting_key(site.centre.id)
+    assert 0 < redis.ttl(key) <= live.WAITING_COUNTS_SECONDS  # rebuilt at least this often
     redis.delete(key)
     assert shown() == {other: 1}
     # A change behind Redis's back shows once the counts are rebuilt.

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ticketing import services as queue
+from ticketing import counters, live, services
 
 from app.demo import SERVICES
 
@@ -80,20 +80,25 @@ def test_display_shows_every_service_count_at_both_screen_sizes(kit, make, live_
     def fill():
         for code, n in per_service.items():
             for _ in range(n):
-                queue.issue_walk_in_ticket(centre_id=site.centre.id, service_code=code)
+                services.issue_walk_in_ticket(centre_id=site.centre.id, service_code=code)
 
     kit.call(fill)
     kit.call(
-        queue.open_counter, counter_id=site.counters[0], services=codes, principal=_principal(kit, site.clerk)
+        counters.open_counter,
+        counter_id=site.counters[0],
+        services=codes,
+        principal=_principal(kit, site.clerk),
     )
     for code in codes[:3]:
-        kit.call(queue.call_next_ticket, counter_id=site.counters[0], principal=_principal(kit, site.clerk))
         kit.call(
-            queue.complete_ticket,
+            services.call_next_ticket, counter_id=site.counters[0], principal=_principal(kit, site.clerk)
+        )
+        kit.call(
+            services.complete_ticket,
             ticket_id=_current(kit, site.counters[0]),
             principal=_principal(kit, site.clerk),
         )
-    expected = kit.call(lambda: queue.waiting_counts(centre_id=site.centre.id))
+    expected = kit.call(lambda: live.waiting_counts(centre_id=site.centre.id))
     for size, lang in (("1920x1080", "en"), ("1366x768", "ar")):
         page = browser.new_page(viewport=SIZES[size])
         page.goto(f"{live_server}/centres/{site.centre.id}/display?lang={lang}")

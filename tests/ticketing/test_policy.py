@@ -24,7 +24,8 @@ def at(minutes: float) -> datetime:
 
 
 def _tier(c: Candidate, now: datetime, policy: CallPolicy) -> int:
-    """The spec's four groups, computed independently of the implementation."""
+    """The four groups of the call order (urgent; walk-ins past the starvation bound; due appointments; the
+    rest), computed independently of the implementation."""
     if c.source == "urgent":
         return 0
     if c.source in ("walk_in", "remote") and now - c.issued_at >= policy.starvation_bound:

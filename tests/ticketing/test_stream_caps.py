@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from ticketing import events, streams
+from ticketing import live, streams
 from werkzeug.serving import make_server
 
 from app.redis_client import get_redis
@@ -227,7 +227,7 @@ def test_events_carry_ids_and_a_screen_resumes_with_last_event_id(kit, make_app)
 
         # Further back than the log reaches (or an id from a lost counter): the fresh snapshot alone.
         with app.app_context():
-            get_redis().delete(events.log_key(site.centre.id))
+            get_redis().delete(live.log_key(site.centre.id))
         fresh = served.stream(site.centre.id, headers={"Last-Event-ID": "1"})
         [first] = frames(fresh, 1)
         assert first["event"] == "snapshot" and int(first["id"]) == ids[-1]

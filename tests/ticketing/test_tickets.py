@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from ticketing import services
+from ticketing import counters, services
 from ticketing.models import Ticket
 
 from app import clock
@@ -57,7 +57,7 @@ def test_wait_estimate_divides_by_counters_open_for_the_service(kit, client):
 def test_rolling_average_service_time_replaces_the_catalogue_figure(kit, ctx):
     site = kit.site()
     clerk = _principal(site.clerk)
-    services.open_counter(counter_id=site.counters[0], services=[site.other.code], principal=clerk)
+    counters.open_counter(counter_id=site.counters[0], services=[site.other.code], principal=clerk)
     for minutes in (2, 4):
         services.issue_walk_in_ticket(centre_id=site.centre.id, service_code=site.other.code)
         called = services.call_next_ticket(counter_id=site.counters[0], principal=clerk)

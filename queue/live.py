@@ -1,8 +1,11 @@
-"""Live queue events: Redis pub/sub per centre, the waiting counts the screens show, and the
-server-sent-events framing."""
+"""The live queue in Redis: each centre's events (published after a commit, numbered, kept in a short
+log for screens that resume with `Last-Event-ID`), the waiting counts the screens show (counted in the
+database when Redis has none), and the server-sent events framing. This module owns the keys and the
+message format; `streams.py` delivers the events to the open screens (one subscription per worker, caps)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -10,8 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
+from sqlalchemy import bindparam, func, select
 
+from app.extensions import db
 from app.redis_client import get_redis
+
+from .models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,43 @@ def store_waiting_counts(centre_id: str, counts: Mapping[str, int]) -> None:
             pipe.execute()
     except redis.RedisError:
         log.warning("waiting counts not stored", extra={"centre_id": centre_id})
+
+
+@functools.cache
+def _counts_statement():
+    return (
+        select(Ticket.service_code, func.count())
+        .where(Ticket.centre_id == bindparam("centre_id"), Ticket.status == "waiting")
+        .group_by(Ticket.service_code)
+    )
+
+
+def _count_waiting(centre_id: str) -> dict[str, int]:
+    """Waiting tickets per service at a centre, counted in the database (reads every waiting ticket)."""
+    rows = db.session.execute(_counts_statement(), {"centre_id": centre_id})
+    return {code: count for code, count in rows}
+
+
+def recount_waiting(centre_id: str) -> dict[str, int]:
+    """The database's counts, read after a commit in a transaction of their own."""
+    try:
+        return _count_waiting(centre_id)
+    finally:
+        db.session.rollback()
+
+
+def waiting_counts(*, centre_id: str) -> dict[str, int]:
+    """Waiting tickets per service at a centre, as the screens show them.
+
+    Kept in Redis and moved by each change after its commit (counting 40,000 waiting tickets on every
+    call is what made call-next slow); counted in the database again when Redis has none, which is at
+    least every `WAITING_COUNTS_SECONDS`.
+    """
+    counts = stored_waiting_counts(centre_id)
+    if counts is None:
+        counts = _count_waiting(centre_id)
+        store_waiting_counts(centre_id, counts)
+    return counts
 
 
 # After a commit, in one round trip: publish the change's events, move the waiting counts by the change and
