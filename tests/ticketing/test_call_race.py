@@ -16,9 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 from sqlalchemy import select
-from ticketing import counters, ordering, services
-from ticketing.models import PRIORITY_BY_SOURCE, Ticket
-from ticketing.policy import Candidate, order_candidates
 
 from app import clock
 from app.accounts.models import Account
@@ -26,6 +23,9 @@ from app.catalogue.services import centre_today
 from app.extensions import db
 from app.security import Principal
 from tests.conftest import IS_POSTGRES
+from ticketing import counters, ordering, services
+from ticketing.models import PRIORITY_BY_SOURCE, Ticket
+from ticketing.policy import Candidate, order_candidates
 
 COUNTERS = int(__import__("os").environ.get("RACE_COUNTERS", 20))
 TICKETS = int(__import__("os").environ.get("RACE_TICKETS", 2000 if IS_POSTGRES else 400))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import event
-from ticketing import live
-from ticketing.models import CounterSession, Ticket
 
 from app import clock
 from app.extensions import db
 from app.redis_client import get_redis
 from tests.authz import assert_forbidden, assert_needs_auth
 from tests.conftest import IS_POSTGRES
+from ticketing import live
+from ticketing.models import CounterSession, Ticket
 
 API = "/api/v1"
 

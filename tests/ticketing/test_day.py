@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from ticketing import tasks
-from ticketing.models import CounterSession, Ticket
 
 from app import clock
 from app.extensions import db
+from ticketing import tasks
+from ticketing.models import CounterSession, Ticket
 
 API = "/api/v1"
 DAY = dt.date(2030, 5, 1)  # a Wednesday

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from ticketing import counters, live, services
 
 from app.demo import SERVICES
+from ticketing import counters, live, services
 
 API = "/api/v1"
 SIZES = {"1920x1080": {"width": 1920, "height": 1080}, "1366x768": {"width": 1366, "height": 768}}
@@ -128,9 +128,9 @@ def _principal(kit, account):
 
 def _current(kit, counter_id):
     from sqlalchemy import select
-    from ticketing.models import Ticket
 
     from app.extensions import db
+    from ticketing.models import Ticket
 
     return kit.call(
         lambda: db.session.scalar(

@@ -7,10 +7,10 @@ import time
 import httpx
 import pytest
 from sqlalchemy import select
-from ticketing.models import Ticket
 
 from app.extensions import db
 from tests.factories import PASSWORD
+from ticketing.models import Ticket
 
 API = "/api/v1"
 

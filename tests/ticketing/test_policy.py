@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
 from ticketing.policy import CallPolicy, Candidate, choose_next, effective_time, order_candidates, rank_key
 
 DAY_START = datetime(2025, 3, 2, 7, 30, tzinfo=UTC)

@@ -9,10 +9,10 @@ import time
 
 import httpx
 import pytest
-from ticketing import live, streams
 from werkzeug.serving import make_server
 
 from app.redis_client import get_redis
+from ticketing import live, streams
 
 API = "/api/v1"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from ticketing import counters, services
-from ticketing.models import Ticket
 
 from app import clock
 from app.extensions import db
 from tests.authz import assert_forbidden, assert_hidden_from, assert_needs_auth
+from ticketing import counters, services
+from ticketing.models import Ticket
 
 API = "/api/v1"
 

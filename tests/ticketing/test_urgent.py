@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
-from ticketing.models import Ticket, UrgentRequest
 
 from app import clock
 from app.audit import AuditEntry
 from app.extensions import db
 from tests.authz import assert_forbidden, assert_hidden_from, assert_needs_auth
 from tests.conftest import IS_POSTGRES
+from ticketing.models import Ticket, UrgentRequest
 
 API = "/api/v1"
 
