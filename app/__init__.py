@@ -37,7 +37,7 @@ MODELS = (
     "ticketing.models",
 )
 # Domain start-up hooks `init_app(app)` (signal receivers, scheduler jobs, pub/sub).
-DOMAIN_INIT: tuple[str, ...] = ("notifications:init_app", "booking:init_app")
+DOMAIN_INIT: tuple[str, ...] = ("booking:init_app",)
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 
@@ -53,6 +53,7 @@ def create_app(overrides: dict[str, str] | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_hooks(app)
+    register_scheduler(app)
     return app
 
 
@@ -228,3 +229,10 @@ def register_hooks(app: Flask) -> None:
 
     register_json_depth_check(app)
     register_metrics(app)
+
+
+def register_scheduler(app: Flask) -> None:
+    """`flask scheduler`, and the in-process scheduler under `flask run` when SCHEDULER_ENABLED (make run)."""
+    from app.scheduler import init_app as init_scheduler
+
+    init_scheduler(app)

@@ -209,7 +209,7 @@ import json, resource, sys, time
 from app import create_app
 app = create_app()
 with app.app_context():
-    from booking.draws import run_draw
+    from booking.draw_run import run_draw
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     draw = run_draw(draw_id=int(sys.argv[1]), actor_id=None, actor_role="system")

@@ -14,7 +14,7 @@ def init_app(app: Flask) -> None:
 
 def _on_schedule_changed(centre_id: str, offering_id: int | None = None, **_: object) -> None:
     # Runs in the app context of whoever changed the schedule, after their commit.
-    from booking.services import regenerate_slots
+    from booking.slot_regeneration import regenerate_slots
 
     if offering_id is not None:
         regenerate_slots(offering_id=offering_id)

@@ -13,10 +13,8 @@ but can never sell one that is not there. 0 turns the cache off.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
-import zoneinfo
 from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple
 
@@ -32,8 +30,10 @@ from app.extensions import db
 from app.redis_client import get_redis
 from booking.draws import keeps_off_sale
 from booking.errors import OutsideHorizon
+from booking.horizon import earliest_start, latest_start
+from booking.localtime import local_iso, zone
 from booking.models import Booking, Slot
-from booking.services import _due_release
+from booking.seats import due_release
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,13 @@ def list_available_slots(
     with nothing.
     """
     now = clock.now()
-    cfg = current_app.config
-    earliest = now + dt.timedelta(minutes=cfg["BOOKING_CUTOFF_MINUTES"])
-    resident_latest = now + dt.timedelta(days=cfg["RESIDENT_HORIZON_DAYS"])
-    expat_latest = now + dt.timedelta(days=cfg["EXPATRIATE_HORIZON_DAYS"])
+    earliest = earliest_start(now)
+    resident_latest = latest_start(now, expatriate=False)
+    expat_latest = latest_start(now, expatriate=True)
     # Seats held by an expired hold or by a cancel past its delay are free, whether or not released yet.
     stale = (
         select(func.count())
-        .where(Booking.slot_id == Slot.id, _due_release(now))
+        .where(Booking.slot_id == Slot.id, due_release(now))
         .correlate(Slot)
         .scalar_subquery()
     )
@@ -97,7 +96,7 @@ def list_available_slots(
         # `capacity - booked + stale > 0`, given booked <= capacity (a constraint): the count runs only
         # for full slots here, and once more in the SELECT list for the slots answered.
         or_(Slot.booked < Slot.capacity, stale > 0),
-        # Days a draw gives are not on first-come sale (SPEC §9).
+        # Days a draw gives are not on first-come sale (`booking.draws.keeps_off_sale`).
         ~keeps_off_sale(Offering.id, Slot.local_date).correlate(Offering, Slot).exists(),
     ]
     if date_from is not None:
@@ -132,19 +131,19 @@ def list_available_slots(
         raise NotFound()
     timezone, horizon_days = rows[0][:2]
     # The offering's own horizon, when it has one, shortens everyone's.
-    latest_start = (
+    offering_latest = (
         now + dt.timedelta(days=horizon_days) if horizon_days else dt.datetime.max.replace(tzinfo=dt.UTC)
     )
     slots = [
         AvailableSlot(slot_id, start, end, int(available), timezone)
         for _, _, slot_id, start, end, available in rows
-        if slot_id is not None and start <= latest_start
+        if slot_id is not None and start <= offering_latest
     ]
     if not slots and date_from is not None:
         if horizon is None and account_id is not None:
             horizon = _horizon_of(account_id)
-        latest_search = min(expat_latest if horizon == "expatriate" else resident_latest, latest_start)
-        if date_from > latest_search.astimezone(_zone(timezone)).date():
+        latest_search = min(expat_latest if horizon == "expatriate" else resident_latest, offering_latest)
+        if date_from > latest_search.astimezone(zone(timezone)).date():
             raise OutsideHorizon(details={"reason": "horizon", "latest": local_iso(latest_search, timezone)})
     return slots
 
@@ -159,23 +158,12 @@ def first_page(slots: list[AvailableSlot], per_answer: int | None = None) -> tup
     per_answer = per_answer or SLOTS_PER_ANSWER
     if len(slots) <= per_answer:
         return slots, ""
-    next_day = slots[per_answer].start.astimezone(_zone(slots[per_answer].timezone)).date()
-    kept = [s for s in slots[:per_answer] if s.start.astimezone(_zone(s.timezone)).date() < next_day]
+    next_day = slots[per_answer].start.astimezone(zone(slots[per_answer].timezone)).date()
+    kept = [s for s in slots[:per_answer] if s.start.astimezone(zone(s.timezone)).date() < next_day]
     return kept or slots[:per_answer], next_day.isoformat()
 
 
 # ---------------------------------------------------------------------------------- serialisation
-
-
-@functools.lru_cache(maxsize=64)
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(name)
-
-
-@functools.lru_cache(maxsize=32768)
-def local_iso(instant: dt.datetime, timezone: str) -> str:
-    """An instant as ISO 8601 with the zone's offset (memoised: the same slot times recur in every answer)."""
-    return instant.astimezone(_zone(timezone)).isoformat()
 
 
 def slots_json(slots: Iterable[AvailableSlot]) -> str:

@@ -1,4 +1,4 @@
-"""HTTP endpoints of release day (SPEC §9): draws, their entries and results, and waitlists."""
+"""HTTP endpoints of release day (`booking.draws`): draws, their entries and results, and waitlists."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from app.idempotency import idempotent
 from app.pagination import SelectPage
 from app.security import auth_required, require_principal
-from booking import draws, waitlist
+from booking import draw_entries, draw_run, draws, waitlist
 from booking.release_schemas import (
     DrawCancelSchema,
     DrawCreateSchema,
@@ -59,7 +59,7 @@ def draw_result(draw_id):
 def enter_draw(args, draw_id):
     """Enter a draw (one entry per person; 409 `draw_closed` after the close, `already_entered` twice)."""
     principal = require_principal("citizen")
-    return draws.enter_draw(account_id=principal.id, draw_id=draw_id, part_of_day=args["part_of_day"])
+    return draw_entries.enter_draw(account_id=principal.id, draw_id=draw_id, part_of_day=args["part_of_day"])
 
 
 @bp.route("/draws/<int:draw_id>/entries/me", methods=["DELETE"])
@@ -67,7 +67,7 @@ def enter_draw(args, draw_id):
 @bp.response(200, EntrySchema)
 def withdraw_entry(draw_id):
     """Withdraw the citizen's entry before the close."""
-    return draws.withdraw_entry(account_id=require_principal("citizen").id, draw_id=draw_id)
+    return draw_entries.withdraw_entry(account_id=require_principal("citizen").id, draw_id=draw_id)
 
 
 @bp.route("/me/draw-entries")
@@ -76,7 +76,7 @@ def withdraw_entry(draw_id):
 @bp.paginate(SelectPage, page_size=20, max_page_size=100)
 def list_my_entries():
     """The citizen's entries with their status and, when won or offered, the booking reference."""
-    return draws.list_my_entries(account_id=require_principal("citizen").id)
+    return draw_entries.list_my_entries(account_id=require_principal("citizen").id)
 
 
 @bp.route("/admin/draws", methods=["POST"])
@@ -104,7 +104,7 @@ def create_draw(args):
 def run_draw(draw_id):
     """Close the entries and draw now (idempotent: a drawn draw is answered as it is); audited."""
     principal = require_principal("admin")
-    return draws.run_draw(draw_id=draw_id, actor_id=principal.id, actor_role="admin")
+    return draw_run.run_draw(draw_id=draw_id, actor_id=principal.id, actor_role="admin")
 
 
 @bp.route("/admin/draws/<int:draw_id>/cancel", methods=["POST"])

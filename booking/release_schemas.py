@@ -9,8 +9,8 @@ from marshmallow import validate
 
 from app.catalogue.schemas import SLUG
 from app.schemas import BaseSchema, Integer, QuerySchema
+from booking.localtime import local_iso
 from booking.release_models import DRAW_STATUSES, ENTRY_STATUSES, PARTS_OF_DAY, WAITLIST_STATUSES
-from booking.services import local_iso
 
 SERVICE_CODE = [
     validate.Length(max=64),
@@ -115,7 +115,7 @@ class EntrySchema(BaseSchema):
 
     def _booking(self, obj):
         if not hasattr(obj, "_booking_cache"):
-            from booking.draws import entry_booking
+            from booking.draw_entries import entry_booking
 
             obj._booking_cache = entry_booking(obj.id)
         return obj._booking_cache

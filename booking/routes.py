@@ -16,7 +16,7 @@ from app.pagination import SelectPage
 from app.qr import qr_svg
 from app.ratelimit import limit_by, limit_holds, limit_search
 from app.security import auth_required, current_principal, require_principal
-from booking import availability, draws, errors, recovery, services
+from booking import abuse, availability, draws, errors, recovery, references, services
 from booking.schemas import (
     AbuseEventQuerySchema,
     AbuseEventSchema,
@@ -81,7 +81,7 @@ def _require_app_check(account_id: int) -> None:
         if rejected.reason == "unavailable":
             raise errors.AppCheckUnavailable() from None
         refusal = errors.AppCheckFailed(details={"reason": rejected.reason})
-        services.record_abuse_event(
+        abuse.record_abuse_event(
             rule="app_check",
             reason=rejected.reason,
             account_id=account_id,
@@ -145,9 +145,9 @@ def _rate_limited(error):
     # A flood is recorded once per limit that tripped (its scope and key: this account, this device,
     # this IP, this phone) a minute, not once per refused request: the refusal path must not write to
     # PostgreSQL at the flood's rate, and one IP flooding with many accounts is one record, not many.
-    if not services.first_in_window(f"abuse:rate_limit:{_tripped(error, citizen)}", seconds=60):
+    if not abuse.first_in_window(f"abuse:rate_limit:{_tripped(error, citizen)}", seconds=60):
         return http_error_response(error)
-    services.record_abuse_event(
+    abuse.record_abuse_event(
         rule="rate_limit",
         reason="rate_limited",
         account_id=citizen,
@@ -255,7 +255,7 @@ def hold(args):
     """Hold a seat for HOLD_SECONDS; confirm before `hold_expires_at`."""
     principal = require_principal("citizen")
     _require_app_check(principal.id)
-    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # SPEC §9: 409 in_draw
+    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # 409 in_draw
     return services.hold_slot(
         account_id=principal.id, slot_id=args["slot_id"], device_id=_device_id(), ip=client_ip()
     )
@@ -318,7 +318,7 @@ def cancel(reference):
 def reschedule(args, reference):
     """Move a booking to another slot of the same service, atomically."""
     principal = require_principal("citizen")
-    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # SPEC §9: 409 in_draw
+    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # 409 in_draw
     return services.reschedule_booking(account_id=principal.id, reference=reference, slot_id=args["slot_id"])
 
 
@@ -330,7 +330,7 @@ def calendar(reference):
     body = services.booking_calendar(account_id=require_principal("citizen").id, reference=reference)
     response = current_app.response_class(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = (
-        f'attachment; filename="{services.normalise_reference(reference)}.ics"'
+        f'attachment; filename="{references.normalise_reference(reference)}.ics"'
     )
     return response
 
@@ -356,7 +356,7 @@ def booking_qr(reference):
 @bp.paginate(SelectPage, page_size=50, max_page_size=200)
 def list_abuse_events(args):
     """Refusals and sanctions for abuse, newest first, filtered by citizen, rule, device, IP or time."""
-    return services.list_abuse_events(**args)
+    return abuse.list_abuse_events(**args)
 
 
 @bp.route("/admin/citizens/<string:national_id>/suspensions")
@@ -364,7 +364,7 @@ def list_abuse_events(args):
 @bp.response(200, SuspensionSchema(many=True))
 def list_suspensions(national_id):
     """A citizen's booking suspensions, newest first."""
-    return services.list_suspensions(national_id=national_id)
+    return abuse.list_suspensions(national_id=national_id)
 
 
 @bp.route("/admin/citizens/<string:national_id>/lift-suspension", methods=["POST"])
@@ -374,4 +374,4 @@ def list_suspensions(national_id):
 def lift_suspension(args, national_id):
     """Lift a citizen's suspensions in force (all, or one kind); answers those lifted."""
     principal = require_principal("admin")
-    return services.lift_suspension(national_id=national_id, admin_id=principal.id, kind=args.get("kind"))
+    return abuse.lift_suspension(national_id=national_id, admin_id=principal.id, kind=args.get("kind"))

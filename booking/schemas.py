@@ -6,8 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.schemas import N_, BaseSchema, Integer, QuerySchema
+from booking.localtime import local_iso
 from booking.models import BOOKING_STATUSES, SUSPENSION_KINDS
-from booking.services import local_iso
 
 
 class SlotQuerySchema(QuerySchema):

@@ -1,8 +1,8 @@
-"""Scheduled jobs of the notifications domain: the push dispatcher and the visit reminders.
+"""Scheduled job of the notifications domain: the push dispatcher (visit reminders are booking's job).
 
-Both run only in the scheduler (never inside a web request), in an app context, and are safe to run
+It runs only in the scheduler (never inside a web request), in an app context, and is safe to run
 twice at once: rows are claimed with SELECT ... FOR UPDATE SKIP LOCKED (serialised by BEGIN IMMEDIATE
-on SQLite) and reminders are deduplicated by a unique key.
+on SQLite).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, has_request_context
 from sqlalchemy import delete, select, update
@@ -24,13 +23,11 @@ from app.extensions import db
 from notifications.fcm import FcmSender, PushMessage, SendOutcome, SendResult
 from notifications.metrics import count_push_outcomes
 from notifications.models import Device, Notification, PushDelivery
-from notifications.services import notify_citizen
 
 log = logging.getLogger("sanad.notifications")
 _sender_lock = threading.Lock()
 FAN_OUT_BATCH = 200
 MAX_ROUNDS = 20  # batches per run, so one run cannot monopolise the scheduler thread
-REMINDER_2H = dt.timedelta(hours=2)
 
 
 # ------------------------------------------------------------------------------------ dispatcher
@@ -260,54 +257,3 @@ def backoff_delay(attempts: int) -> dt.timedelta:
 
 def _error_text(result: SendResult) -> str:
     return f"{result.error_code or result.outcome}: {result.detail or ''}"[:300]
-
-
-# ------------------------------------------------------------------------------------- reminders
-
-
-def send_reminders() -> int:
-    """Queue the 24 h and 2 h reminders that are due, each once per booking."""
-    from booking.services import confirmed_bookings_starting
-
-    now = clock.now()
-    # 26 h: the "day before" in a zone with daylight saving can be 25 h before the visit.
-    visits = confirmed_bookings_starting(start=now, end=now + dt.timedelta(hours=26))
-    added = 0
-    for visit in visits:
-        kind = reminder_due(slot_start=visit.slot_start, timezone=visit.timezone, now=now)
-        if kind is None:
-            continue
-        prefix = "reminder24" if kind == "reminder_24h" else "reminder2"
-        added += notify_citizen(
-            account_id=visit.account_id,
-            kind=kind,
-            params={
-                "reference": visit.reference,
-                "booking_id": visit.booking_id,
-                "centre_id": visit.centre_id,
-                "service_code": visit.service_code,
-                "start": visit.slot_start.isoformat(),
-            },
-            dedupe_key=f"{prefix}:{visit.booking_id}",
-        )
-    db.session.commit()
-    return added
-
-
-def reminder_due(*, slot_start: dt.datetime, timezone: str, now: dt.datetime) -> str | None:
-    """Which reminder a visit is due for now: 'reminder_2h', 'reminder_24h' or None.
-
-    The 24 h reminder is due from the same local time on the day before (in the centre's zone, so a
-    daylight-saving change does not move it) until 2 h before; the 2 h reminder from 2 h before until
-    the start. A reminder missed while the scheduler was down is still sent while its window lasts;
-    once the 2 h window opens only the 2 h reminder goes, and nothing goes after the visit started.
-    """
-    if now >= slot_start:
-        return None
-    if now >= slot_start - REMINDER_2H:
-        return "reminder_2h"
-    local = slot_start.astimezone(ZoneInfo(timezone))
-    day_before = (local - dt.timedelta(days=1)).astimezone(dt.UTC)  # wall-clock arithmetic
-    if now >= day_before:
-        return "reminder_24h"
-    return None

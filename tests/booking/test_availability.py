@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app import clock
 from app.catalogue import services as catalogue
 from app.extensions import db
-from booking import services
+from booking import services, slot_regeneration
 from booking.models import Slot
 from tests.booking.queries import US_WEEK, count_queries, search
 
@@ -104,9 +104,9 @@ def test_date_filters_use_centre_local_days(client, kit):
 def test_generation_sells_only_the_bookable_share_and_is_idempotent(rctx, kit, make):
     centre = make.centre(weekly_hours={"mon": [["08:00", "10:00"]], "tue": [["08:00", "10:00"]]})
     offering = make.offering(centre, make.service(), slot_minutes=30, capacity=4, walk_in_share=25)
-    added = services.regenerate_slots(offering_id=offering.id)
+    added = slot_regeneration.regenerate_slots(offering_id=offering.id)
     assert added > 0
-    assert services.regenerate_slots(offering_id=offering.id) == 0
+    assert slot_regeneration.regenerate_slots(offering_id=offering.id) == 0
     slots = db.session.scalars(select(Slot).where(Slot.offering_id == offering.id)).all()
     assert {s.capacity for s in slots} == {3}
     local = {s.start.astimezone(dt.timezone(dt.timedelta(hours=3))).strftime("%a %H:%M") for s in slots}
@@ -122,7 +122,7 @@ def test_dst_at_embassy_washington_keeps_local_opening_hours(client, make, kit):
         id="embassy-washington", kind="embassy", timezone="America/New_York", weekly_hours=US_WEEK
     )
     offering = make.offering(centre, make.service(), slot_minutes=30, capacity=2)
-    make.call(services.regenerate_slots, centre_id=centre.id)
+    make.call(slot_regeneration.regenerate_slots, centre_id=centre.id)
 
     before = search(client, offering, **{"from": "2026-10-30", "to": "2026-10-30"}).get_json()
     after = search(client, offering, **{"from": "2026-11-02", "to": "2026-11-02"}).get_json()
@@ -146,7 +146,7 @@ def test_dst_at_embassy_washington_keeps_local_opening_hours(client, make, kit):
 def test_schedule_change_regenerates_free_slots_and_keeps_booked_ones(client, make, kit):
     centre = make.centre(weekly_hours={d: [["08:00", "10:00"]] for d in ("mon", "tue", "wed", "thu", "sun")})
     offering = make.offering(centre, make.service(), slot_minutes=60, capacity=2)
-    make.call(services.regenerate_slots, offering_id=offering.id)
+    make.call(slot_regeneration.regenerate_slots, offering_id=offering.id)
     slots = search(client, offering).get_json()
     target = slots[2]
     citizen = kit.citizen_id()

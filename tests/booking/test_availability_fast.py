@@ -7,7 +7,7 @@ import time
 
 from app import clock
 from app.redis_client import get_redis
-from booking import availability, services
+from booking import availability, services, slot_regeneration
 from booking.schemas import AvailableSlotSchema
 from tests.booking.queries import US_WEEK, count_queries, search
 
@@ -33,7 +33,7 @@ def test_answer_is_the_schemas_bytes_across_a_dst_change(app, client, make, kit)
         id="embassy-washington", kind="embassy", timezone="America/New_York", weekly_hours=US_WEEK
     )
     offering = make.offering(centre, make.service(), slot_minutes=30, capacity=2)
-    make.call(services.regenerate_slots, centre_id=centre.id)
+    make.call(slot_regeneration.regenerate_slots, centre_id=centre.id)
     # Instants off the minute are written as isoformat writes them (seconds, microseconds).
     kit.slot(offering, start=dt.datetime(2026, 11, 3, 1, 2, 3, 456789, tzinfo=dt.UTC))
     kit.slot(offering, start=dt.datetime(2026, 11, 3, 1, 7, 9, tzinfo=dt.UTC))

@@ -14,7 +14,7 @@ from app import clock
 from app.audit import AuditEntry
 from app.extensions import db
 from app.idempotency import IdempotencyKey
-from booking import draws
+from booking import draw_entries, draw_run
 from booking.models import Booking, Slot
 from booking.release_models import Draw, DrawEntry
 from notifications.models import Notification
@@ -276,18 +276,18 @@ def test_a_draw_that_died_half_way_resumes_without_giving_a_seat_twice(release, 
     for citizen in kit.citizens(20):
         assert release.enter(draw_id, citizen).status_code == 201
     # The scheduler dies after closing, planning and seating the first batch of 5 winners.
-    kit.call(draws._close_entries, draw_id, actor_id=None, actor_role="system")
-    kit.call(draws._plan, draw_id)
-    original = draws.WINNER_BATCH
-    draws.WINNER_BATCH = 5
+    kit.call(draw_run._close_entries, draw_id, actor_id=None, actor_role="system")
+    kit.call(draw_run._plan, draw_id)
+    original = draw_run.WINNER_BATCH
+    draw_run.WINNER_BATCH = 5
     try:
-        assert kit.call(draws._seat_winners, draw_id) == 5
+        assert kit.call(draw_run._seat_winners, draw_id) == 5
     finally:
-        draws.WINNER_BATCH = original
+        draw_run.WINNER_BATCH = original
     assert _count(kit, Booking) == 5
     assert kit.call(lambda: db.session.get(Draw, draw_id).status) == "drawing"
 
-    kit.call(draws.run_due_draws)  # not due yet (entries_close_at ahead) -> the admin resumes it
+    kit.call(draw_run.run_due_draws)  # not due yet (entries_close_at ahead) -> the admin resumes it
     resumed = release.run(draw_id)
     assert resumed.status_code == 200 and resumed.get_json()["status"] == "drawn"
     assert _count(kit, Booking) == 12
@@ -301,12 +301,12 @@ def test_the_scheduler_draws_at_the_close(release, kit, client):
     draw_id = release.create().get_json()["draw_id"]
     for citizen in kit.citizens(3):
         release.enter(draw_id, citizen)
-    assert kit.call(draws.run_due_draws) == 0
+    assert kit.call(draw_run.run_due_draws) == 0
     clock.shift(dt.timedelta(hours=3))
-    assert kit.call(draws.run_due_draws) == 1
+    assert kit.call(draw_run.run_due_draws) == 1
     assert kit.call(lambda: db.session.get(Draw, draw_id).status) == "drawn"
     assert _count(kit, Booking) == 3
-    assert kit.call(draws.run_due_draws) == 0
+    assert kit.call(draw_run.run_due_draws) == 0
 
 
 def test_cancelled_draw_takes_no_entries(release, kit, client):
@@ -327,7 +327,7 @@ def test_two_runs_at_once_draw_once(release, kit):
     for citizen in kit.citizens(40):
         release.enter(draw_id, citizen)
 
-    results = kit.race(lambda _: draws.run_draw(draw_id=draw_id).status, range(4), workers=4)
+    results = kit.race(lambda _: draw_run.run_draw(draw_id=draw_id).status, range(4), workers=4)
 
     assert all(r == "drawn" or getattr(r, "code", "") == "draw_in_progress" for r in results), results
     assert _count(kit, Booking) == 12
@@ -341,8 +341,8 @@ def test_a_burst_of_entries_at_the_close_never_lands_after_the_draw(release, kit
 
     def act(arg):
         if arg == "run":
-            return draws.run_draw(draw_id=draw_id).status
-        return draws.enter_draw(account_id=arg, draw_id=draw_id).status
+            return draw_run.run_draw(draw_id=draw_id).status
+        return draw_entries.enter_draw(account_id=arg, draw_id=draw_id).status
 
     results = kit.race(act, [*citizens[:30], "run", *citizens[30:]], workers=20)
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.extensions import db
-from booking import services
+from booking import seats, services
 from booking.errors import SlotFull
 from booking.models import Booking, Slot
 
@@ -109,7 +109,7 @@ def test_concurrent_holds_and_expiry_sweeps_keep_the_count(kit):
 
     def act(arg):
         if arg is None:
-            return services.release_due_seats()
+            return seats.release_due_seats()
         return _hold((arg, slot.id))
 
     results = kit.race(act, [*later[:10], None, None, None, *later[10:]], workers=23)

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from app import clock
 from app.extensions import db
 from app.redis_client import get_redis
-from booking import services
+from booking import references
 from booking.seatgate import GRACE_MS, KEY
 
 
@@ -180,7 +180,7 @@ def test_a_reference_already_taken_is_drawn_again(app, client, kit, monkeypatch)
         def choice(alphabet):
             return next(letters)
 
-    monkeypatch.setattr(services, "secrets", _Draws)
+    monkeypatch.setattr(references, "secrets", _Draws)
     held = _hold(client, kit.headers_for(second), slot.id)
     assert held.status_code == 201, held.get_json()
     assert held.get_json()["reference"] == "BK-ZZZZZZ" != taken

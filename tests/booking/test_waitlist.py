@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.extensions import db
-from booking import services
+from booking import seats, services
 from booking.models import Booking
 from booking.release_models import WaitlistEntry
 from booking.waitlist import join_waitlist
@@ -131,7 +131,7 @@ def test_a_cancelled_seat_goes_to_the_first_waiting_citizen_not_to_open_sale(cli
 
     # The offer lapses: the next in line gets the seat.
     clock.shift(dt.timedelta(minutes=121))
-    kit.call(services.release_due_seats)
+    kit.call(seats.release_due_seats)
     assert [b.status for b in kit.bookings(account_id=first)] == ["expired"]
     assert [(b.status, b.slot_id) for b in kit.bookings(account_id=second)] == [("held", slot.id)]
     assert kit.slot_state(slot.id) == (1, 1)
@@ -221,7 +221,7 @@ def test_a_cancel_racing_an_offer_lapse_never_loses_or_doubles_a_seat(kit, app):
 
     def act(arg):
         if arg == "sweep":
-            return services.release_due_seats()
+            return seats.release_due_seats()
         return _cancel(arg)
 
     kit.race(act, ["sweep", *holders[3:], "sweep"], workers=5)

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from app import clock
 from app.extensions import db
 from booking.models import Booking
+from booking.tasks import reminder_due, send_reminders
 from notifications.models import Notification
-from notifications.tasks import reminder_due, send_reminders
 
 UTC = dt.UTC
 

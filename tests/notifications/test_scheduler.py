@@ -26,7 +26,7 @@ EXPECTED_JOBS = {
     "expire_holds": "booking.tasks:expire_holds",
     "mark_no_shows": "booking.tasks:mark_no_shows",
     "run_due_draws": "booking.tasks:run_due_draws",
-    "send_reminders": "notifications.tasks:send_reminders",
+    "send_reminders": "booking.tasks:send_reminders",
     "dispatch_outbox": "notifications.tasks:dispatch_outbox",
     "close_day": "ticketing.tasks:close_day",
     "expire_unanswered_calls": "ticketing.tasks:expire_unanswered_calls",
@@ -104,7 +104,7 @@ def test_each_run_is_one_json_line_with_the_job_id_and_its_count(app, caplog):
     from app.logs import JsonFormatter
 
     with caplog.at_level(logging.INFO, logger="sanad.jobs"):
-        run_job(app, "send_reminders", "notifications.tasks:send_reminders")
+        run_job(app, "send_reminders", "booking.tasks:send_reminders")
     [record] = [r for r in caplog.records if r.name == "sanad.jobs"]
     line = json.loads(JsonFormatter().format(record))
     assert line["event"] == "job.finished" and line["job"] == "send_reminders" and line["count"] == 0
@@ -125,11 +125,11 @@ def test_a_job_whose_lock_is_held_elsewhere_is_skipped(app, caplog):
         assert holding.wait(10)
         try:
             with caplog.at_level(logging.INFO, logger="sanad.jobs"):
-                assert run_job(app, "send_reminders", "notifications.tasks:send_reminders") is None
+                assert run_job(app, "send_reminders", "booking.tasks:send_reminders") is None
         finally:
             release.set()
         holder.result()
-    assert run_job(app, "send_reminders", "notifications.tasks:send_reminders") == 0  # released
+    assert run_job(app, "send_reminders", "booking.tasks:send_reminders") == 0  # released
     skipped = [r.fields for r in caplog.records if r.name == "sanad.jobs"]
     assert skipped[0]["event"] == "job.skipped" and skipped[0]["job"] == "send_reminders"
 
@@ -214,7 +214,7 @@ def test_reminder_job_twice_at_once_without_the_lock_still_sends_each_once(app, 
     clock.travel_to(now)
     for i in range(10):
         visit(make.citizen(), offering, now + dt.timedelta(hours=3 + i))
-    from notifications.tasks import send_reminders
+    from booking.tasks import send_reminders
 
     counts = _two_unlocked(app, send_reminders)
 

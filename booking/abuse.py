@@ -1,0 +1,478 @@
+"""Who may book, and what is recorded when someone may not: refusals, abuse events, suspensions, quotas.
+
+A refusal for abuse (a suspension in force, not eligible, too many accounts on one device, a quota) is
+recorded as an abuse event in a short transaction of its own after the refused command rolled back.
+Sanctions follow from behaviour: CANCEL_LIMIT cancels cool booking down, NO_SHOW_LIMIT no-shows suspend
+it for high-demand services. Admins list the events and lift suspensions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.accounts.models import Account
+from app.catalogue.models import Service
+from app.errors import AppError, Conflict, NotFound
+from app.extensions import db
+from booking import errors
+from booking.localtime import local_iso
+from booking.locks import lock_account, lock_device
+from booking.models import AbuseEvent, Booking, BookingSuspension, DeviceBinding, Slot
+
+log = logging.getLogger(__name__)
+
+URGENT_REQUEST_PATH = "/api/v1/urgent-requests"
+
+
+def _cfg(name: str) -> Any:
+    return current_app.config[name]
+
+
+# ----------------------------------------------------------------------------------- abuse records
+
+
+class AbuseRefusal(AppError):
+    """Marker mix-in: refusals for abuse are recorded as abuse events."""
+
+
+def first_in_window(key: str, *, seconds: int) -> bool:
+    """True for the first call with `key` in a window of `seconds` (Redis SET NX); True if Redis is down."""
+    import redis
+
+    from app.redis_client import get_redis
+
+    try:
+        return bool(get_redis().set(key, "1", nx=True, ex=seconds))
+    except redis.RedisError:
+        return True
+
+
+def record_abuse_event(
+    *,
+    rule: str,
+    reason: str,
+    account_id: int | None = None,
+    national_id: str | None = None,
+    device_id: str | None = None,
+    ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AbuseEvent:
+    """Write an abuse event in its own short transaction (commits)."""
+    # The refusal's own transaction has been rolled back (it may have held locks and half-done writes);
+    # writing the event inside it would lose the event with the rollback, so it gets a transaction of its
+    # own, committed at once and holding no locks of the refused command.
+    if national_id is None and account_id is not None:
+        national_id = db.session.scalar(select(Account.national_id).where(Account.id == account_id))
+    event = AbuseEvent(
+        account_id=account_id,
+        national_id=national_id,
+        device_id=(device_id or None) and device_id[:128],
+        ip=ip,
+        rule=rule,
+        reason=reason[:200],
+        details=_jsonable(details or {}),
+        created_at=clock.now(),
+    )
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+# Which error codes are abuse refusals (recorded), and the rule name each is filed under.
+ABUSE_RULES = {
+    "active_booking_exists": "quota_per_group",
+    "quota_exceeded": "quota_active",
+    "hold_limit": "quota_holds",
+    "booking_suspended": "suspension",
+    "not_eligible": "eligibility",
+    "device_limit": "device_binding",
+    "app_check_failed": "app_check",
+    "rate_limited": "rate_limit",
+}
+
+
+def record_refusal(
+    error: AppError, *, account_id: int | None, device_id: str | None, ip: str | None, **extra: Any
+) -> None:
+    rule = ABUSE_RULES.get(error.code)
+    if rule is None:
+        return
+    details = {**error.details, **extra}
+    reason = str(error.details.get("reason") or error.code)
+    try:
+        record_abuse_event(
+            rule=rule, reason=reason, account_id=account_id, device_id=device_id, ip=ip, details=details
+        )
+    except Exception:  # the refusal stands even if its record cannot be written
+        db.session.rollback()
+        log.exception("could not record abuse event %s", rule)
+
+
+def record_sanction_event(suspension: BookingSuspension) -> None:
+    """A sanction is an abuse event too (written after the command's commit)."""
+    try:
+        record_abuse_event(
+            rule="cancel_cooldown" if suspension.kind == "cancel_cooldown" else "no_show",
+            reason=f"{suspension.kind}_suspension",
+            account_id=suspension.account_id,
+            details={"suspension_id": suspension.id, "scope": suspension.scope, "until": suspension.until},
+        )
+    except Exception:
+        db.session.rollback()
+        log.exception("could not record suspension event")
+
+
+# ------------------------------------------------------------------------------------ who may book
+
+
+class Refusals:
+    """The anti-abuse refusals as AbuseRefusal subclasses, so `hold_slot` records them."""
+
+    class BookingSuspended(errors.BookingSuspended, AbuseRefusal):
+        pass
+
+    class NotEligible(errors.NotEligible, AbuseRefusal):
+        pass
+
+    class DeviceLimit(errors.DeviceLimit, AbuseRefusal):
+        pass
+
+    class QuotaExceeded(errors.QuotaExceeded, AbuseRefusal):
+        pass
+
+    class ActiveBookingExists(errors.ActiveBookingExists, AbuseRefusal):
+        pass
+
+    class HoldLimit(errors.HoldLimit, AbuseRefusal):
+        pass
+
+
+def get_citizen(account_id: int, *, lock: bool = False) -> Account:
+    """The citizen; with `lock`, loaded under the account row lock (one statement, see `lock_account`)."""
+    account = db.session.get(Account, account_id, with_for_update=lock or None)
+    if account is None or account.role != "citizen":
+        raise NotFound()
+    if not account.is_verified:
+        raise errors.AccountNotVerified()
+    return account
+
+
+def active_suspensions(*, account_id: int, now: dt.datetime | None = None) -> list[BookingSuspension]:
+    """Suspensions in force for a citizen."""
+    now = now or clock.now()
+    return list(
+        db.session.scalars(
+            select(BookingSuspension)
+            .where(
+                BookingSuspension.account_id == account_id,
+                BookingSuspension.lifted_at.is_(None),
+                BookingSuspension.until > now,
+            )
+            .order_by(BookingSuspension.until.desc())
+        )
+    )
+
+
+def check_suspensions(account: Account, service: Service, now: dt.datetime, tz: str) -> None:
+    for suspension in active_suspensions(account_id=account.id, now=now):
+        if suspension.scope == "all" or (suspension.scope == "high_demand" and service.high_demand):
+            raise Refusals.BookingSuspended(
+                details={
+                    "reason": suspension.kind,
+                    "scope": suspension.scope,
+                    "until": local_iso(suspension.until, tz),
+                }
+            )
+
+
+def check_eligibility(*, account: Account, service: Service, today: dt.date) -> None:
+    """Passport renewal only near or past expiry; a first passport only without a valid one."""
+    if service.eligibility == "none":
+        return
+    from app.registry.services import lookup_person
+
+    record = lookup_person(account.national_id)
+    details: dict[str, Any] = {"urgent_request_path": URGENT_REQUEST_PATH, "service": service.code}
+    if record is None:
+        raise Refusals.NotEligible(details={**details, "reason": "not_in_registry"})
+    if service.eligibility == "passport_renew":
+        window = dt.timedelta(days=_cfg("RENEWAL_WINDOW_DAYS"))
+        if record.passport_expiry is None:
+            raise Refusals.NotEligible(
+                details={**details, "reason": "no_passport", "suggested_service": "passport.issue"}
+            )
+        if record.passport_expiry > today + window:
+            raise Refusals.NotEligible(
+                details={
+                    **details,
+                    "reason": "passport_not_expiring",
+                    "renewal_opens_on": (record.passport_expiry - window).isoformat(),
+                }
+            )
+    elif service.eligibility == "passport_issue" and record.has_valid_passport(today):
+        raise Refusals.NotEligible(
+            details={**details, "reason": "valid_passport_held", "suggested_service": "passport.renew"}
+        )
+
+
+def bind_device(account_id: int, device_id: str | None, now: dt.datetime) -> None:
+    """At most DEVICE_ACCOUNT_LIMIT accounts book from one device id within DEVICE_WINDOW_DAYS."""
+    if not device_id:
+        return
+    device_id = device_id[:128]
+    lock_device(device_id)
+    since = now - dt.timedelta(days=_cfg("DEVICE_WINDOW_DAYS"))
+    mine = db.session.scalar(
+        select(DeviceBinding).where(
+            DeviceBinding.device_id == device_id, DeviceBinding.account_id == account_id
+        )
+    )
+    if mine is None or mine.last_seen < since:
+        others = db.session.scalar(
+            select(func.count(func.distinct(DeviceBinding.account_id))).where(
+                DeviceBinding.device_id == device_id,
+                DeviceBinding.account_id != account_id,
+                DeviceBinding.last_seen >= since,
+            )
+        )
+        limit = _cfg("DEVICE_ACCOUNT_LIMIT")
+        if others >= limit:
+            raise Refusals.DeviceLimit(
+                details={
+                    "reason": "too_many_accounts",
+                    "limit": limit,
+                    "window_days": _cfg("DEVICE_WINDOW_DAYS"),
+                }
+            )
+    if mine is None:
+        db.session.add(
+            DeviceBinding(device_id=device_id, account_id=account_id, first_seen=now, last_seen=now)
+        )
+    else:
+        mine.last_seen = now
+    db.session.flush()
+
+
+def check_quotas(account_id: int, group: str, now: dt.datetime) -> list[int]:
+    """Counted under the account lock; the partial unique indexes back the per-group and hold limits.
+
+    Returns the slots of the citizen's own expired holds, which the caller releases before holding (they
+    never count against a new hold, and "one hold" is a unique index on held rows).
+    """
+    mine = db.session.execute(
+        select(
+            Booking.status, Booking.service_group, Booking.reference, Booking.slot_id, Booking.hold_expires_at
+        ).where(
+            Booking.account_id == account_id,
+            Booking.kind == "regular",
+            Booking.status.in_(("confirmed", "held")),
+        )
+    ).all()
+    rows = [r for r in mine if r.status == "confirmed" or r.hold_expires_at > now]
+    holds = [r for r in rows if r.status == "held"]
+    if len(holds) >= _cfg("MAX_HOLDS"):
+        raise Refusals.HoldLimit(details={"reason": "hold_limit", "reference": holds[0].reference})
+    same_group = [r for r in rows if r.service_group == group]
+    if len(same_group) >= _cfg("MAX_ACTIVE_PER_GROUP"):
+        raise Refusals.ActiveBookingExists(
+            details={"reason": "per_group", "service_group": group, "reference": same_group[0].reference}
+        )
+    if len(rows) >= _cfg("MAX_ACTIVE_BOOKINGS"):
+        raise Refusals.QuotaExceeded(details={"reason": "max_active", "limit": _cfg("MAX_ACTIVE_BOOKINGS")})
+    return [r.slot_id for r in mine if r.status == "held" and r.hold_expires_at <= now]
+
+
+def integrity_refusal(exc: IntegrityError, group: str) -> AppError:
+    message = str(exc.orig)
+    if "uq_bookings_one_hold" in message or (
+        "bookings.account_id" in message and "service_group" not in message
+    ):
+        return Refusals.HoldLimit(details={"reason": "hold_limit"})
+    if "uq_bookings_active_per_group" in message or "service_group" in message:
+        return Refusals.ActiveBookingExists(details={"reason": "per_group", "service_group": group})
+    return Conflict()
+
+
+# ---------------------------------------------------------------------------------------- sanctions
+
+
+def apply_cancel_cooldown(account_id: int, now: dt.datetime) -> BookingSuspension | None:
+    """CANCEL_LIMIT cancellations within CANCEL_WINDOW_DAYS cool booking down (once; account lock held)."""
+    since = now - dt.timedelta(days=_cfg("CANCEL_WINDOW_DAYS"))
+    count = db.session.scalar(
+        select(func.count()).where(
+            Booking.account_id == account_id,
+            Booking.kind == "regular",
+            Booking.status == "cancelled",
+            Booking.cancelled_at >= since,
+        )
+    )
+    if count < _cfg("CANCEL_LIMIT"):
+        return None
+    if any(s.kind == "cancel_cooldown" for s in active_suspensions(account_id=account_id, now=now)):
+        return None
+    return _suspend(
+        account_id, kind="cancel_cooldown", scope="all", days=_cfg("CANCEL_COOLDOWN_DAYS"), now=now
+    )
+
+
+def _suspend(account_id: int, *, kind: str, scope: str, days: int, now: dt.datetime) -> BookingSuspension:
+    """Add a suspension of `kind` for `days` (the caller holds the account lock)."""
+    suspension = BookingSuspension(
+        account_id=account_id, kind=kind, scope=scope, until=now + dt.timedelta(days=days), created_at=now
+    )
+    db.session.add(suspension)
+    db.session.flush()
+    return suspension
+
+
+def mark_no_shows() -> int:
+    """Confirmed bookings not checked in by slot end + grace become no-shows; repeat offenders suspended."""
+    now = clock.now()
+    grace = dt.timedelta(minutes=_cfg("NO_SHOW_GRACE_MINUTES"))
+    candidates = db.session.execute(
+        select(Booking.id, Booking.account_id)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Booking.status == "confirmed", Booking.kind == "regular", Slot.end <= now - grace)
+        .order_by(Booking.id)
+    ).all()
+    db.session.rollback()
+    effects = 0
+    for booking_id, account_id in candidates:
+        suspension = None
+        try:
+            lock_account(account_id)
+            changed = db.session.execute(
+                update(Booking)
+                .where(Booking.id == booking_id, Booking.status == "confirmed")
+                .values(status="no_show", no_show_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed == 1:
+                effects += 1
+                suspension = _apply_no_show_suspension(account_id, now)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        if suspension is not None:
+            effects += 1
+            record_sanction_event(suspension)
+    return effects
+
+
+def _apply_no_show_suspension(account_id: int, now: dt.datetime) -> BookingSuspension | None:
+    since = now - dt.timedelta(days=_cfg("NO_SHOW_WINDOW_DAYS"))
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Booking.account_id == account_id, Booking.status == "no_show", Slot.start >= since)
+    )
+    if count < _cfg("NO_SHOW_LIMIT"):
+        return None
+    if any(s.kind == "no_show" for s in active_suspensions(account_id=account_id, now=now)):
+        return None
+    suspension = _suspend(
+        account_id, kind="no_show", scope="high_demand", days=_cfg("NO_SHOW_SUSPENSION_DAYS"), now=now
+    )
+    from notifications.services import notify_citizen
+
+    notify_citizen(
+        account_id=account_id,
+        kind="booking_suspended",
+        params={"until": suspension.until, "scope": "high_demand"},
+        dedupe_key=f"booking_suspended:{suspension.id}",
+    )
+    return suspension
+
+
+# --------------------------------------------------------------------------------- admin: suspensions
+
+
+def list_abuse_events(
+    *,
+    national_id: str | None = None,
+    rule: str | None = None,
+    device_id: str | None = None,
+    ip: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+):
+    """Abuse events, newest first, filtered, as a query to paginate."""
+    query = select(AbuseEvent).order_by(AbuseEvent.created_at.desc(), AbuseEvent.id.desc())
+    if national_id:
+        query = query.where(AbuseEvent.national_id == national_id)
+    if rule:
+        query = query.where(AbuseEvent.rule == rule)
+    if device_id:
+        query = query.where(AbuseEvent.device_id == device_id)
+    if ip:
+        query = query.where(AbuseEvent.ip == ip)
+    if since:
+        query = query.where(AbuseEvent.created_at >= since)
+    if until:
+        query = query.where(AbuseEvent.created_at < until)
+    return query
+
+
+def _citizen_by_national_id(national_id: str) -> Account:
+    account = db.session.scalar(
+        select(Account).where(Account.national_id == national_id, Account.role == "citizen")
+    )
+    if account is None:
+        raise NotFound()
+    return account
+
+
+def list_suspensions(*, national_id: str) -> list[BookingSuspension]:
+    """Every suspension of a citizen, newest first."""
+    account = _citizen_by_national_id(national_id)
+    return list(
+        db.session.scalars(
+            select(BookingSuspension)
+            .where(BookingSuspension.account_id == account.id)
+            .order_by(BookingSuspension.created_at.desc(), BookingSuspension.id.desc())
+        )
+    )
+
+
+def lift_suspension(*, national_id: str, admin_id: int, kind: str | None = None) -> list[BookingSuspension]:
+    """Lift a citizen's suspensions in force (optionally of one kind); returns those lifted."""
+    account = _citizen_by_national_id(national_id)
+    now = clock.now()
+    conditions = [
+        BookingSuspension.account_id == account.id,
+        BookingSuspension.lifted_at.is_(None),
+        BookingSuspension.until > now,
+    ]
+    if kind:
+        conditions.append(BookingSuspension.kind == kind)
+    ids = db.session.scalars(select(BookingSuspension.id).where(*conditions)).all()
+    if ids:
+        db.session.execute(
+            update(BookingSuspension)
+            .where(BookingSuspension.id.in_(ids), BookingSuspension.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_by=admin_id)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    db.session.expire_all()
+    return list(db.session.scalars(select(BookingSuspension).where(BookingSuspension.id.in_(ids))))
