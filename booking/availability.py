@@ -74,20 +74,8 @@ def list_available_slots(
     earliest = earliest_start(now)
     resident_latest = latest_start(now, expatriate=False)
     expat_latest = latest_start(now, expatriate=True)
-    # Seats held by an expired hold or by a cancel past its delay are free, whether or not released yet.
-    stale = (
-        select(func.count())
-        .where(Booking.slot_id == Slot.id, due_release(now))
-        .correlate(Slot)
-        .scalar_subquery()
-    )
-    if horizon is not None:
-        latest = expat_latest if horizon == "expatriate" else resident_latest
-    elif account_id is not None:
-        is_expat = select(Account.is_expatriate).where(Account.id == account_id).scalar_subquery()
-        latest = case((is_expat, expat_latest), else_=resident_latest)
-    else:
-        latest = resident_latest
+    stale = _stale_seats(now)
+    latest = _latest_start_sql(resident_latest, expat_latest, horizon=horizon, account_id=account_id)
     slot_filters = [
         Slot.offering_id == Offering.id,
         Slot.open.is_(True),
@@ -146,6 +134,32 @@ def list_available_slots(
         if date_from > latest_search.astimezone(zone(timezone)).date():
             raise OutsideHorizon(details={"reason": "horizon", "latest": local_iso(latest_search, timezone)})
     return slots
+
+
+def _stale_seats(now: dt.datetime) -> Any:
+    """SQL: the slot's seats held by an expired hold or a cancel past its delay (free, released or not)."""
+    return (
+        select(func.count())
+        .where(Booking.slot_id == Slot.id, due_release(now))
+        .correlate(Slot)
+        .scalar_subquery()
+    )
+
+
+def _latest_start_sql(
+    resident_latest: dt.datetime,
+    expat_latest: dt.datetime,
+    *,
+    horizon: Horizon | None,
+    account_id: int | None,
+) -> Any:
+    """The caller's last bookable start: known, or the citizen's looked up in the same query."""
+    if horizon is not None:
+        return expat_latest if horizon == "expatriate" else resident_latest
+    if account_id is not None:
+        is_expat = select(Account.is_expatriate).where(Account.id == account_id).scalar_subquery()
+        return case((is_expat, expat_latest), else_=resident_latest)
+    return resident_latest
 
 
 def _horizon_of(account_id: int) -> Horizon:

@@ -1,4 +1,4 @@
-"""Refusals of the booking domain, each with its stable code (SPEC §6) and an English message."""
+"""Refusals of the booking domain, each with its stable code (documented by app/contract.py) and a message."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ class UrgentReserveExhausted(Conflict):
     message = _l("No urgent places are left on that day.")
 
 
-# Release day (SPEC §9): draws and waitlists.
+# Release day (booking/draws.py): draws and waitlists.
 
 
 class DrawNotFound(NotFound):

@@ -1,4 +1,4 @@
-"""Tables of release day (SPEC §9): draws, their entries, and the waitlists of first-come offerings.
+"""Tables of release day (booking/draws.py): draws, their entries, and the waitlists of first-come offerings.
 
 A draw's allocation is durable per entry: the held booking it gives carries `draw_entry_id` under a unique
 constraint (booking/models.py), written in the same transaction as the seat it takes, so a draw that died

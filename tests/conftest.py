@@ -177,6 +177,16 @@ def make(app):
 
 
 @pytest.fixture
+def visit(make):
+    """visit(account, offering, start) -> booking id of a confirmed booking starting at `start` (UTC)."""
+
+    def create(account, offering, start, **kw):
+        return make.confirmed_booking(account, offering, start, **kw).id
+
+    return create
+
+
+@pytest.fixture
 def ctx(app):
     """An app context for tests that call services directly and send no requests."""
     with app.app_context():

@@ -142,6 +142,46 @@ def create_offering(
     return offering
 
 
+def create_confirmed_booking(
+    account_id: int, offering_id: int, start: dt.datetime, *, status: str = "confirmed", booked_at=None
+):
+    """A booking of a slot of its own starting at `start` (rows written directly, as booking would)."""
+    from zoneinfo import ZoneInfo
+
+    from booking.models import Booking, Slot
+
+    offering = db.session.get(Offering, offering_id)
+    slot = Slot(
+        offering_id=offering.id,
+        start=start,
+        end=start + dt.timedelta(minutes=offering.slot_minutes),
+        local_date=start.astimezone(ZoneInfo(offering.centre.timezone)).date(),
+        capacity=offering.capacity,
+        booked=1,
+        open=True,
+    )
+    db.session.add(slot)
+    db.session.flush()
+    booked_at = booked_at or clock.now()
+    booking = Booking(
+        reference=f"BK-T{slot.id:05d}",
+        account_id=account_id,
+        slot_id=slot.id,
+        offering_id=offering.id,
+        centre_id=offering.centre_id,
+        service_code=offering.service_code,
+        service_group=offering.service.group,
+        kind="regular",
+        status=status,
+        holds_seat=True,
+        created_at=booked_at,
+        confirmed_at=booked_at,
+    )
+    db.session.add(booking)
+    db.session.commit()
+    return booking
+
+
 def kiosk_headers(centre_id: str) -> dict[str, str]:
     """A kiosk bearer token for a centre."""
     _, token = create_kiosk(centre_id=centre_id, name="test kiosk")
@@ -200,6 +240,9 @@ class Make:
 
     def offering(self, centre=None, service=None, **kw):
         return self._run(create_offering, centre, service, **kw)
+
+    def confirmed_booking(self, account, offering, start, **kw):
+        return self._run(create_confirmed_booking, account.id, offering.id, start, **kw)
 
     def kiosk_headers(self, centre) -> dict[str, str]:
         return self._run(kiosk_headers, centre.id)

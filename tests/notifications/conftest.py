@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import pytest
@@ -57,53 +56,3 @@ def register(client):
         return response
 
     return register
-
-
-def _confirmed_visit(account_id: int, offering_id: int, start):
-    """A confirmed booking for a slot starting at `start` (rows written directly, as booking would)."""
-    from zoneinfo import ZoneInfo
-
-    from app.catalogue.models import Offering
-    from app.extensions import db
-    from booking.models import Booking, Slot
-
-    offering = db.session.get(Offering, offering_id)
-    local_date = start.astimezone(ZoneInfo(offering.centre.timezone)).date()
-    slot = Slot(
-        offering_id=offering.id,
-        start=start,
-        end=start + dt.timedelta(minutes=offering.slot_minutes),
-        local_date=local_date,
-        capacity=offering.capacity,
-        booked=1,
-        open=True,
-    )
-    db.session.add(slot)
-    db.session.flush()
-    booking = Booking(
-        reference=f"BK-T{slot.id:05d}",
-        account_id=account_id,
-        slot_id=slot.id,
-        offering_id=offering.id,
-        centre_id=offering.centre_id,
-        service_code=offering.service_code,
-        service_group=offering.service.group,
-        kind="regular",
-        status="confirmed",
-        holds_seat=True,
-        confirmed_at=start - dt.timedelta(days=3),
-        created_at=start - dt.timedelta(days=3),
-    )
-    db.session.add(booking)
-    db.session.commit()
-    return booking.id
-
-
-@pytest.fixture
-def visit(make):
-    """visit(account, offering, start) -> booking id of a confirmed booking starting at `start` (UTC)."""
-
-    def create(account, offering, start):
-        return make.call(_confirmed_visit, account.id, offering.id, start)
-
-    return create

@@ -101,49 +101,18 @@ class QueueKit:
         status: str = "confirmed",
     ):
         """A confirmed regular booking of a slot starting `starts_in` from now."""
-        from booking.models import Booking, Slot
+        from app.catalogue.models import Offering
 
         service = service or site.other
-
-        def build():
-            from app.catalogue.models import Offering
-
-            offering = db.session.scalar(
+        offering = self.make.call(
+            lambda: db.session.scalar(
                 select(Offering).where(
                     Offering.centre_id == site.centre.id, Offering.service_code == service.code
                 )
             )
-            start = (clock.now() + starts_in).replace(microsecond=0)
-            slot = Slot(
-                offering_id=offering.id,
-                start=start,
-                end=start + dt.timedelta(minutes=offering.slot_minutes),
-                local_date=start.astimezone(__import__("zoneinfo").ZoneInfo(site.centre.timezone)).date(),
-                capacity=2,
-                booked=1,
-                open=True,
-            )
-            db.session.add(slot)
-            db.session.flush()
-            booking = Booking(
-                reference=f"BK-T{next(_n):05d}",
-                account_id=account.id,
-                slot_id=slot.id,
-                offering_id=offering.id,
-                centre_id=site.centre.id,
-                service_code=service.code,
-                service_group=service.code.split(".")[0],
-                kind="regular",
-                status=status,
-                holds_seat=True,
-                created_at=clock.now(),
-                confirmed_at=clock.now(),
-            )
-            db.session.add(booking)
-            db.session.commit()
-            return booking
-
-        return self.make.call(build)
+        )
+        start = (clock.now() + starts_in).replace(microsecond=0)
+        return self.make.confirmed_booking(account, offering, start, status=status)
 
     def call(self, func: Callable, *args, **kwargs):
         return self.make.call(func, *args, **kwargs)
