@@ -177,6 +177,7 @@ class Settings:
     job_expire_unanswered_calls_seconds: int = 60
     job_prune_idempotency_keys_seconds: int = 3600
     job_run_due_draws_seconds: int = 30
+    job_end_past_waits_seconds: int = 3600
     job_prune_login_lockouts_seconds: int = 3600
     log_json: bool = True
     log_level: str = "INFO"

@@ -46,6 +46,7 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("expire_holds", "booking.tasks:expire_holds", "JOB_EXPIRE_HOLDS_SECONDS"),
     JobSpec("mark_no_shows", "booking.tasks:mark_no_shows", "JOB_MARK_NO_SHOWS_SECONDS"),
     JobSpec("run_due_draws", "booking.tasks:run_due_draws", "JOB_RUN_DUE_DRAWS_SECONDS"),
+    JobSpec("end_past_waits", "booking.tasks:end_past_waits", "JOB_END_PAST_WAITS_SECONDS"),
     JobSpec("send_reminders", "booking.tasks:send_reminders", "JOB_SEND_REMINDERS_SECONDS"),
     JobSpec("dispatch_outbox", "notifications.tasks:dispatch_outbox", "JOB_DISPATCH_OUTBOX_SECONDS"),
     JobSpec("close_day", "ticketing.tasks:close_day", "JOB_CLOSE_DAY_SECONDS"),

@@ -21,6 +21,7 @@ from app.dialect import dialect_insert
 from app.extensions import db
 from booking.horizon import longest_horizon_days
 from booking.models import Booking, Slot
+from booking.seats import offer_freed_seats
 from booking.slotgen import SlotTime, generate_slot_times
 
 
@@ -36,7 +37,10 @@ def regenerate_offering_slots(offering: Offering, *, now: dt.datetime | None = N
         )
     ).all()
     _retire_unwanted([row.id for row in existing if row.start not in by_start])
-    _update_kept(existing, by_start, seats)
+    for slot_id in _update_kept(existing, by_start, seats):
+        # Seats the schedule added go to those who wait for them before open sale (the UPDATE above
+        # holds the slot's row lock in this transaction, as offer_freed_seats requires).
+        offer_freed_seats(slot_id=slot_id, now=now)
     have = {row.start for row in existing}
     return _insert_missing(offering, [s for s in desired if s.start not in have], seats, now)
 
@@ -83,8 +87,11 @@ def _retire_unwanted(gone: Sequence[int]) -> None:
         )
 
 
-def _update_kept(existing: Sequence[Any], by_start: dict[dt.datetime, SlotTime], seats: int) -> None:
-    """Slots still wanted reopen with the schedule's end and capacity (never below the seats booked)."""
+def _update_kept(existing: Sequence[Any], by_start: dict[dt.datetime, SlotTime], seats: int) -> list[int]:
+    """Slots still wanted reopen with the schedule's end and capacity (never below the seats booked).
+
+    Returns the slots that gained free seats (capacity raised, or reopened with room)."""
+    gained = []
     for row in existing:
         target = by_start.get(row.start)
         if target is None:
@@ -100,6 +107,10 @@ def _update_kept(existing: Sequence[Any], by_start: dict[dt.datetime, SlotTime],
                 )
                 .execution_options(synchronize_session=False)
             )
+            was_free = row.capacity - row.booked if row.open else 0
+            if seats - row.booked > was_free:
+                gained.append(row.id)
+    return gained
 
 
 def _insert_missing(offering: Offering, missing: Sequence[SlotTime], seats: int, now: dt.datetime) -> int:

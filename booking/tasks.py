@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from app import clock
 from app.extensions import db
-from booking import abuse, draw_run, seats, services, slot_regeneration
+from booking import abuse, draw_run, seats, services, slot_regeneration, waitlist
 
 REMINDER_2H = dt.timedelta(hours=2)
 
@@ -30,6 +30,11 @@ def mark_no_shows() -> int:
 def run_due_draws() -> int:
     """Draw every draw whose entries have closed (resumes one that died half-way); returns how many."""
     return draw_run.run_due_draws()
+
+
+def end_past_waits() -> int:
+    """Waits whose days are over end: draw entrants still waiting are told they got no place."""
+    return waitlist.end_past_waits()
 
 
 def send_reminders() -> int:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
-from app.catalogue.models import Offering
+from app.catalogue.models import Centre, Offering
 from app.errors import ValidationFailed
 from app.extensions import db
 from booking import errors
@@ -23,7 +23,8 @@ from booking.abuse import check_eligibility, check_suspensions, get_citizen
 from booking.draws import check_group_quota
 from booking.horizon import horizon_days
 from booking.models import Booking
-from booking.release_models import WaitlistEntry
+from booking.release_models import Draw, DrawEntry, WaitlistEntry
+from notifications.services import notify_citizens
 
 
 def _cfg(name: str) -> Any:
@@ -145,3 +146,45 @@ def leave_waitlist(*, account_id: int, waitlist_id: int) -> WaitlistEntry:
         db.session.commit()
         db.session.expire_all()
     return db.session.get(WaitlistEntry, waitlist_id)
+
+
+def end_past_waits(*, now: dt.datetime | None = None) -> int:
+    """End the waits whose days are over: draw entrants still waitlisted are `lost` (and told), waitlist
+    places are `closed` (`days_passed`), and the draw's days leave the waitlist. Commits; returns how many.
+    """
+    now = now or clock.now()
+    ended = 0
+    timezones = db.session.scalars(select(Centre.timezone).distinct()).all()
+    for timezone in timezones:
+        today = now.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+        in_zone = select(Centre.id).where(Centre.timezone == timezone)
+        draws = db.session.scalars(
+            select(Draw).where(
+                Draw.waitlist_open.is_(True), Draw.days_to < today, Draw.centre_id.in_(in_zone)
+            )
+        ).all()
+        for draw in draws:
+            lost = db.session.execute(
+                update(DrawEntry)
+                .where(DrawEntry.draw_id == draw.id, DrawEntry.status == "waitlisted")
+                .values(status="lost", excluded_reason="days_passed")
+                .returning(DrawEntry.id, DrawEntry.account_id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            params = {"centre_id": draw.centre_id, "service_code": draw.service_code, "draw_id": draw.id}
+            notify_citizens(kind="draw_lost", items=[(a, params, f"draw_lost:{i}") for i, a in lost])
+            draw.waitlist_open = False
+            ended += len(lost)
+        closed = db.session.execute(
+            update(WaitlistEntry)
+            .where(
+                WaitlistEntry.status == "waiting",
+                WaitlistEntry.date_to < today,
+                WaitlistEntry.offering_id.in_(select(Offering.id).where(Offering.centre_id.in_(in_zone))),
+            )
+            .values(status="closed", closed_reason="days_passed")
+            .execution_options(synchronize_session=False)
+        )
+        ended += closed.rowcount or 0
+    db.session.commit()
+    return ended

@@ -95,6 +95,13 @@ TEXTS: dict[str, tuple[str, str]] = {
             "You are on its waiting list: if a place comes free, it is offered to you in draw order."
         ),
     ),
+    "draw_lost": (
+        N_("No place came free"),
+        N_(
+            "The days of the draw for %(service)s at %(centre)s have passed without a place coming free for "
+            "you. You can book another day or join a waiting list."
+        ),
+    ),
     "waitlist_offer": (
         N_("A place came free for you"),
         N_(

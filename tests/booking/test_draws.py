@@ -395,3 +395,23 @@ def test_first_come_holds_on_draw_days_are_refused_in_draw(release, kit, client)
     entered = client.post("/api/v1/bookings", json={"slot_id": outside.id}, headers=kit.headers_for(citizen))
     assert entered.status_code == 409 and entered.get_json()["error"]["code"] == "active_booking_exists"
     assert entered.get_json()["error"]["details"]["draw_id"] == draw_id
+
+
+def test_entrants_still_waiting_when_the_days_pass_are_told_they_got_no_place(release, kit, client):
+    from booking.waitlist import end_past_waits
+
+    draw_id = release.create().get_json()["draw_id"]
+    citizens = kit.citizens(14)  # 12 seats: 2 wait
+    for citizen in citizens:
+        assert release.enter(draw_id, citizen).status_code == 201
+    assert release.run(draw_id).status_code == 200
+    assert _count(kit, DrawEntry, status="waitlisted") == 2
+
+    assert kit.call(end_past_waits) == 0  # the draw's days are still ahead: they keep waiting
+    clock.shift(dt.timedelta(days=5))
+    assert kit.call(end_past_waits) == 2
+    assert _count(kit, DrawEntry, status="waitlisted") == 0
+    assert _count(kit, DrawEntry, status="lost") == 2
+    assert _count(kit, Notification, kind="draw_lost") == 2
+    assert kit.call(lambda: db.session.get(Draw, draw_id).waitlist_open) is False
+    assert kit.call(end_past_waits) == 0  # once

@@ -244,3 +244,47 @@ def test_a_cancel_racing_an_offer_lapse_never_loses_or_doubles_a_seat(kit, app):
         )
     )
     assert live == 3 and booked == 3
+
+
+def test_seats_a_capacity_raise_adds_go_to_those_who_wait_first(client, kit):
+    """The schedule gives a full slot more seats: the waiting citizen is offered one before open sale."""
+    from app.catalogue.models import Offering
+    from booking.models import Slot
+    from booking.slot_regeneration import regenerate_slots
+
+    offering = kit.offering()
+    kit.call(regenerate_slots, offering_id=offering.id)
+    slot = kit.call(
+        lambda: db.session.scalars(
+            select(Slot)
+            .where(Slot.offering_id == offering.id, Slot.start > clock.now() + dt.timedelta(days=2))
+            .order_by(Slot.start)
+        ).first()
+    )
+    for citizen in kit.citizens(slot.capacity):
+        booking = kit.call(services.hold_slot, account_id=citizen, slot_id=slot.id)
+        kit.call(services.confirm_booking, account_id=citizen, reference=booking.reference)
+    waiting, stranger = kit.citizens(2)
+    day = slot.local_date.isoformat()
+    joined = client.post(
+        "/api/v1/waitlist",
+        json={"service": offering.service_code, "centre_id": offering.centre_id, "from": day, "to": day},
+        headers=kit.headers_for(waiting),
+    )
+    assert joined.status_code == 201
+    before = kit.slot_state(slot.id)
+
+    def raise_capacity():
+        db.session.get(Offering, offering.id).capacity += 10
+        db.session.commit()
+
+    kit.call(raise_capacity)
+    kit.call(regenerate_slots, offering_id=offering.id)
+
+    booked, capacity = kit.slot_state(slot.id)
+    assert capacity > before[1]
+    assert [(b.status, b.slot_id) for b in kit.bookings(account_id=waiting)] == [("held", slot.id)]
+    assert booked == before[0] + 1
+    # The other added seats are on open sale.
+    sold = client.post("/api/v1/bookings", json={"slot_id": slot.id}, headers=kit.headers_for(stranger))
+    assert sold.status_code == 201

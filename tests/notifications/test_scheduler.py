@@ -26,6 +26,7 @@ EXPECTED_JOBS = {
     "expire_holds": "booking.tasks:expire_holds",
     "mark_no_shows": "booking.tasks:mark_no_shows",
     "run_due_draws": "booking.tasks:run_due_draws",
+    "end_past_waits": "booking.tasks:end_past_waits",
     "send_reminders": "booking.tasks:send_reminders",
     "dispatch_outbox": "notifications.tasks:dispatch_outbox",
     "close_day": "ticketing.tasks:close_day",
