@@ -415,6 +415,21 @@ def _registry_minors(today: dt.date) -> list[dict[str, Any]]:
 def load_demo_data() -> dict[str, int]:
     """Create or refresh every demo row (safe to run again)."""
     today = clock.now().date()
+    _load_services()
+    for c in CENTRES:
+        _load_centre(c)
+    people = _load_people(today)
+    _load_families(today)
+    db.session.commit()
+    from app.catalogue.services import schedule_changed
+
+    for c in CENTRES:
+        schedule_changed.send(c["id"], offering_id=None)
+    _demo_draw()
+    return {"centres": len(CENTRES), "services": len(SERVICES), "people": len(people)}
+
+
+def _load_services() -> None:
     for s in SERVICES:
         _upsert(
             Service,
@@ -432,55 +447,59 @@ def load_demo_data() -> dict[str, int]:
             active=True,
         )
     db.session.flush()
-    for c in CENTRES:
-        _upsert(
-            Centre,
-            c["id"],
-            id=c["id"],
-            name_ar=c["name_ar"],
-            name_en=c["name_en"],
-            city=c["city"],
-            kind=c["kind"],
-            timezone=c["tz"],
-            weekly_hours=c["hours"],
-            address_ar=c["address_ar"],
-            address_en=c["address_en"],
-            remote_tickets_enabled=c.get("remote", False),
-            active=True,
-        )
-        db.session.flush()
-        existing = {
-            n for (n,) in db.session.execute(select(Counter.number).where(Counter.centre_id == c["id"]))
-        }
-        for number in range(1, c["counters"] + 1):
-            if number not in existing:
-                db.session.add(
-                    Counter(
-                        centre_id=c["id"],
-                        number=number,
-                        name_ar=f"شباك {number}",
-                        name_en=f"Counter {number}",
-                    )
+
+
+def _load_centre(c: dict[str, Any]) -> None:
+    """A centre with its counters and offerings."""
+    _upsert(
+        Centre,
+        c["id"],
+        id=c["id"],
+        name_ar=c["name_ar"],
+        name_en=c["name_en"],
+        city=c["city"],
+        kind=c["kind"],
+        timezone=c["tz"],
+        weekly_hours=c["hours"],
+        address_ar=c["address_ar"],
+        address_en=c["address_en"],
+        remote_tickets_enabled=c.get("remote", False),
+        active=True,
+    )
+    db.session.flush()
+    existing = {n for (n,) in db.session.execute(select(Counter.number).where(Counter.centre_id == c["id"]))}
+    for number in range(1, c["counters"] + 1):
+        if number not in existing:
+            db.session.add(
+                Counter(
+                    centre_id=c["id"],
+                    number=number,
+                    name_ar=f"شباك {number}",
+                    name_en=f"Counter {number}",
                 )
-        offered = {
-            o.service_code: o
-            for o in db.session.scalars(select(Offering).where(Offering.centre_id == c["id"]))
-        }
-        for code in c["services"]:
-            passport = code in PASSPORTS
-            values = dict(
-                slot_minutes=15 if passport else 20,
-                capacity=4 if passport else 2,
-                walk_in_share=25 if c["kind"] == "one_stop" and passport else 0,
-                urgent_reserve_per_day=5 if passport else 0,
-                active=True,
-                allocation="draw" if (c["id"], code) == DEMO_DRAW_OFFERING else "first_come",
             )
-            if code in offered:
-                for name, value in values.items():
-                    setattr(offered[code], name, value)
-            else:
-                db.session.add(Offering(centre_id=c["id"], service_code=code, **values))
+    offered = {
+        o.service_code: o for o in db.session.scalars(select(Offering).where(Offering.centre_id == c["id"]))
+    }
+    for code in c["services"]:
+        passport = code in PASSPORTS
+        values = dict(
+            slot_minutes=15 if passport else 20,
+            capacity=4 if passport else 2,
+            walk_in_share=25 if c["kind"] == "one_stop" and passport else 0,
+            urgent_reserve_per_day=5 if passport else 0,
+            active=True,
+            allocation="draw" if (c["id"], code) == DEMO_DRAW_OFFERING else "first_come",
+        )
+        if code in offered:
+            for name, value in values.items():
+                setattr(offered[code], name, value)
+        else:
+            db.session.add(Offering(centre_id=c["id"], service_code=code, **values))
+
+
+def _load_people(today: dt.date) -> list[dict[str, Any]]:
+    """Registry people, and the accounts of those who have one (demo password, phone verified)."""
     password_hash = hash_password(DEMO_PASSWORD)
     verified_at = clock.now()
     people = _registry_people(today)
@@ -506,6 +525,11 @@ def load_demo_data() -> dict[str, int]:
         account.password_hash = password_hash
         account.failed_logins = 0
         account.locked_until = None
+    return people
+
+
+def _load_families(today: dt.date) -> None:
+    """Minors in the registry and their guardians."""
     for minor in _registry_minors(today):
         _upsert(RegistryPerson, minor["national_id"], **minor)
     db.session.flush()
@@ -516,13 +540,6 @@ def load_demo_data() -> dict[str, int]:
             guardian_national_id=guardian,
             minor_national_id=minor,
         )
-    db.session.commit()
-    from app.catalogue.services import schedule_changed
-
-    for c in CENTRES:
-        schedule_changed.send(c["id"], offering_id=None)
-    _demo_draw()
-    return {"centres": len(CENTRES), "services": len(SERVICES), "people": len(people)}
 
 
 def _demo_draw() -> None:
