@@ -59,7 +59,6 @@ def _offered_services(centre) -> list:
 def _kiosk_texts() -> dict[str, str]:
     return {
         "noToken": gettext("This kiosk is not registered. Open it once with its kiosk token (?token=…)."),
-        "position": gettext("Your turn: %(n)s", n="{n}"),
         "next": gettext("You are next"),
         "wait": gettext("About %(m)s min", m="{m}"),
         "checkedIn": gettext("Checked in: your appointment ticket"),
@@ -155,6 +154,51 @@ def _dashboard_texts() -> dict[str, str]:
         "updated": gettext("Updated %(time)s", time="{time}"),
         "ratings": gettext("%(n)s ratings", n="{n}"),
     }
+
+
+def _console_texts() -> dict:
+    return {
+        "waiting": gettext("Waiting"),
+        "called": gettext("Called — waiting for the visitor"),
+        "serving": gettext("Being served"),
+        "none": gettext("Nobody is waiting"),
+        "ready": gettext("Counter ready: %(n)s waiting. Press Call next", n="{n}"),
+        "opened": gettext("Counter opened"),
+        "closed": gettext("Counter closed"),
+        "chooseServices": gettext("Choose at least one service"),
+        "staffOnly": gettext("This console is for centre staff only"),
+        "taken": gettext("This counter is held by %(who)s since %(since)s.", who="{who}", since="{since}"),
+        "paused": gettext("Counter paused: %(reason)s", reason="{reason}"),
+        "minutes": gettext("%(m)s min", m="{m}"),
+        "free": gettext("Closed"),
+        "open": gettext("Open"),
+        "pausedShort": gettext("Paused"),
+        "servingShort": gettext("Serving"),
+        "transferred": gettext("Transferred to %(service)s", service="{service}"),
+        "sources": {
+            "walk_in": gettext("Walk-in"),
+            "appointment": gettext("Appointment"),
+            "urgent": gettext("Urgent"),
+            "remote": gettext("Remote"),
+        },
+        "vulnerable": gettext("Priority"),
+        "reasons": {
+            "break": gettext("Break"),
+            "prayer": gettext("Prayer"),
+            "system_fault": gettext("System fault"),
+            "supervisor": gettext("With the supervisor"),
+            "other": gettext("Other"),
+        },
+    }
+
+
+@bp.get("/staff/console")
+def console_page():
+    """The clerk's console: open a counter, call, recall, start, complete, no-show, transfer, pause."""
+    lang = page_language()
+    with force_locale(lang):
+        texts = _console_texts()
+    return render_page("console.html", lang, texts=texts)
 
 
 @bp.get("/staff/dashboard")

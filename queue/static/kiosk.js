@@ -11,6 +11,7 @@
   var API = "/api/v1";
   var KEY = "sanad-kiosk:" + centre;
   var RESET_AFTER_MS = 30000;
+  var SCREEN_SCALE = 1.35;  // kiosk.css enlarges the ticket on screen by as much
   var resetTimer = null;
   var scanning = null;
   var busy = false;
@@ -142,6 +143,7 @@
       qr.addEventListener("error", resolve, { once: true });
     });
     return ready.then(function () {
+      el("ticket-frame").style.height = Math.ceil(el("ticket").offsetHeight * SCREEN_SCALE) + "px";
       pageSizeForTicket();
       body.dataset.printed = String(Number(body.dataset.printed || 0) + 1);
       // Silent on a kiosk started with --kiosk-printing (see README); a print dialog elsewhere.
