@@ -76,7 +76,7 @@
       responsive: true,
       maintainAspectRatio: false,
       animation: false,
-      locale: lang === "ar" ? "ar-JO" : "en-GB",
+      locale: lang === "ar" ? "ar-JO-u-nu-latn" : "en-GB",  // Latin digits, as the figures and ticket numbers
       plugins: { legend: { rtl: rtl, textDirection: rtl ? "rtl" : "ltr", position: "bottom" },
                  tooltip: { rtl: rtl, textDirection: rtl ? "rtl" : "ltr" } }
     };

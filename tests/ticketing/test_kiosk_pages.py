@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
 from app.qr import qr_svg
@@ -111,4 +112,37 @@ def test_kiosk_checks_a_booking_in_by_reference(kit, make, live_server, browser)
     assert page.text_content("#t-marks").strip()  # "checked in: your appointment ticket"
     page.click("#done")
     page.wait_for_selector("body[data-state='choose']", timeout=5_000)
+    page.close()
+
+
+@pytest.mark.browser
+def test_public_page_shows_the_counter_once_the_ticket_is_called(kit, app, live_server, browser):
+    needs_route(app, PUBLIC_TICKET_API, "the public ticket API")
+    site = kit.site(weekly_hours=ALL_DAY)
+    with httpx.Client(base_url=live_server + "/api/v1", timeout=10) as api:
+        ticket = api.post(
+            f"/centres/{site.centre.id}/tickets", json={"service": site.other.code}, headers=site.kiosk
+        ).json()
+        page = browser.new_page(viewport={"width": 412, "height": 860})
+        page.goto(f"{live_server}/t/{ticket['public_id']}?lang=en")
+        page.wait_for_selector("body[data-status='waiting']", timeout=10_000)
+        assert page.text_content("#number") == ticket["number"]
+        assert page.text_content("#position") == "You are next"
+        assert page.text_content("#services") == site.other.name_en
+        assert page.is_hidden("#called-view")
+        api.post(
+            f"/staff/counters/{site.counters[1]}/open",
+            json={"services": [site.other.code]},
+            headers=site.headers["clerk"],
+        )
+        assert api.post(
+            f"/staff/counters/{site.counters[1]}/call-next", headers=site.headers["clerk"]
+        ).is_success
+    page.wait_for_selector("body[data-status='called']", timeout=12_000)  # the next poll, ~5 s
+    assert page.is_visible("#called-view")
+    assert page.text_content("#counter") == "Counter 2"
+    page.goto(f"{live_server}/t/{ticket['public_id']}?lang=ar")
+    page.wait_for_selector("body[data-status='called']", timeout=10_000)
+    assert page.get_attribute("html", "dir") == "rtl"
+    assert page.text_content("#counter") == "الشباك 2"
     page.close()
