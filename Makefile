@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PO := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: install lock run test test-sqlite test-postgres lint format bench faults translations extract-messages scheduler kiosk-token clean
+.PHONY: install lock run test test-sqlite test-postgres lint format bench faults translations extract-messages scheduler kiosk-token clean screens
 
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
@@ -58,6 +58,10 @@ test: install
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) and Redis ($${TEST_REDIS_URL:-embedded}) =="; \
 		$(PY) -m pytest $(PYTEST_ARGS); \
 	fi
+
+# The README's screenshots of the floor pages (docs/screens/*.png), in Debian's Chromium; not part of `make test`.
+screens: install
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest -q -p tests.conftest -p tests.ticketing.conftest docs/screens/take.py
 
 lint: install
 	$(VENV)/bin/ruff check .

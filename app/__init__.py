@@ -23,6 +23,7 @@ BLUEPRINTS = (
     "notifications.routes:bp",
     "ticketing.routes:bp",
     "ticketing.routes:pages_bp",
+    "ticketing.pages:bp",
 )
 # Model modules, imported so that every table is in the metadata (migrations, tests).
 MODELS = (

@@ -1,4 +1,4 @@
-"""HTTP endpoints of the ticket queue (imported as `ticketing.routes`), and its two pages."""
+"""HTTP endpoints of the ticket queue (imported as `ticketing.routes`), and the hall display page."""
 
 from __future__ import annotations
 
@@ -482,9 +482,3 @@ def display_page(centre_id):
         speak=request.args.get("speak") == "1",
         token=request.args.get("token", ""),
     )
-
-
-@pages_bp.get("/staff/console")
-def console_page():
-    """The clerk's console: sign in, open a counter, call, recall, start, complete, no-show, transfer."""
-    return render_template("console.html", lang=_page_lang())

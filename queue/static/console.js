@@ -4,24 +4,10 @@
 (function () {
   "use strict";
   var lang = document.body.dataset.lang === "en" ? "en" : "ar";
-  var T = {
-    ar: { waiting: "بالانتظار", called: "تم النداء — بانتظار حضور المراجع", serving: "قيد الخدمة",
-          none: "لا يوجد أحد بالانتظار", ready: "الشباك جاهز: {n} بالانتظار. اضغط «نداء التالي»",
-          opened: "تم فتح الشباك", closed: "تم إغلاق الشباك", chooseServices: "اختر خدمة واحدة على الأقل",
-          staffOnly: "هذه الشاشة لموظفي المراكز فقط", taken: "هذا الشباك يشغله {who} منذ {since}.",
-          paused: "الشباك متوقف مؤقتاً: {reason}", minutes: "{m} د", free: "مغلق", open: "مفتوح",
-          pausedShort: "متوقف", transferred: "تم التحويل إلى {service}",
-          sources: { walk_in: "حضور مباشر", appointment: "موعد", urgent: "عاجل", remote: "عن بُعد" },
-          vulnerable: "أولوية", reasons: { break: "استراحة", prayer: "صلاة", system_fault: "عطل في النظام", supervisor: "مع المشرف", other: "سبب آخر" } },
-    en: { waiting: "Waiting", called: "Called — waiting for the visitor", serving: "Being served",
-          none: "Nobody is waiting", ready: "Counter ready: {n} waiting. Press Call next",
-          opened: "Counter opened", closed: "Counter closed", chooseServices: "Choose at least one service",
-          staffOnly: "This console is for centre staff only", taken: "This counter is held by {who} since {since}.",
-          paused: "Counter paused: {reason}", minutes: "{m} min", free: "Closed", open: "Open",
-          pausedShort: "Paused", transferred: "Transferred to {service}",
-          sources: { walk_in: "Walk-in", appointment: "Appointment", urgent: "Urgent", remote: "Remote" },
-          vulnerable: "Priority", reasons: { break: "Break", prayer: "Prayer", system_fault: "System fault", supervisor: "With the supervisor", other: "Other" } }
-  }[lang];
+  // The texts come from the server's catalogs (queue/pages.py), in the page's language.
+  var T = JSON.parse(document.body.dataset.texts || "{}");
+  T.sources = T.sources || {};
+  T.reasons = T.reasons || {};
   var session = new window.StaffSession(lang);
   var state = { account: null, centre: null, services: [], counterId: session.extra.counterId || null, desk: null, timezone: null };
   var source = null;
@@ -158,12 +144,20 @@
     return refreshDesk();
   }
 
+  // A counter's pause, as the counter's state answer gives it (`paused`/`pause_reason`, or `state` and `pause`).
+  function pauseOf(desk) {
+    var paused = Boolean(desk.paused) || desk.state === "paused" || Boolean(desk.pause && desk.pause.reason);
+    var reason = desk.pause_reason || (desk.pause && desk.pause.reason) || "";
+    return { paused: paused, reason: reason };
+  }
+
   function renderCurrent(desk) {
     var current = desk.current;
+    var pause = pauseOf(desk);
     var status = current ? current.status : null;
     el("current-number").textContent = current ? current.number : "—";
-    if (desk.paused) {
-      el("current-status").textContent = fill(T.paused, { reason: T.reasons[desk.pause_reason] || desk.pause_reason || "" });
+    if (pause.paused) {
+      el("current-status").textContent = fill(T.paused, { reason: T.reasons[pause.reason] || pause.reason });
     } else if (current) {
       el("current-status").textContent = T[current.status] || current.status;
     } else {
@@ -175,20 +169,22 @@
       el("d-services").textContent = codes.map(serviceName).join(" ← ");
       el("d-marks").textContent = "";
       el("d-marks").appendChild(marks(current));
-      el("d-party").textContent = String(current.party_size || 1);
+      el("d-party").textContent = current.party_size ? String(current.party_size) : "";
+      el("d-party").parentNode.hidden = !current.party_size;  // only where tickets carry a party
       var waitedUntil = current.called_at ? new Date(current.called_at).getTime() : Date.now();
       el("d-waited").textContent = fill(T.minutes, { m: Math.max(0, Math.floor((waitedUntil - new Date(current.issued_at).getTime()) / 60000)) });
-      el("d-booking").textContent = current.booking_reference || "—";
+      el("d-booking").textContent = current.booking_reference || (current.booking && current.booking.reference) || "—";
     }
-    el("call-next").disabled = status === "called" || status === "serving" || Boolean(desk.paused);
+    el("call-next").disabled = status === "called" || status === "serving" || pause.paused;
     el("recall").disabled = status !== "called";
     el("start").disabled = status !== "called";
     el("no-show").disabled = status !== "called";
     el("complete").disabled = !status;
     el("transfer").disabled = !status;
-    el("paused-badge").hidden = !desk.paused;
-    el("pause").hidden = Boolean(desk.paused);
-    el("resume").hidden = !desk.paused;
+    el("paused-badge").hidden = !pause.paused;
+    el("pause").hidden = pause.paused;
+    el("resume").hidden = !pause.paused;
+    document.body.dataset.paused = pause.paused ? "1" : "0";
     fillTransfer(current);
     tickTimer();
   }
@@ -225,20 +221,51 @@
     });
   }
 
+  // One entry of GET /staff/centres/{id}/counters, read the same whatever its exact shape.
+  function floorEntry(entry) {
+    var counter = entry.counter && typeof entry.counter === "object" ? entry.counter : entry;
+    var state = entry.state || (!entry.open ? "closed" : entry.paused ? "paused" : entry.current ? "serving" : "open");
+    var clerk = entry.clerk_name || (entry.clerk && (entry.clerk.full_name || entry.clerk.name)) || (typeof entry.clerk === "string" ? entry.clerk : "");
+    var current = entry.current || entry.ticket || null;
+    if (!current && entry.current_number) { current = { number: entry.current_number, service: entry.current_service }; }
+    return {
+      id: counter.id !== undefined ? counter.id : (entry.counter_id !== undefined ? entry.counter_id : entry.id),
+      name: (lang === "ar" ? counter.name_ar : counter.name_en) || String(counter.number || ""),
+      state: state,
+      clerk: clerk,
+      current: current,
+      reason: entry.pause_reason || (entry.pause && entry.pause.reason) || "",
+      since: entry.since || null
+    };
+  }
+
   function renderFloor(counters, calls) {
     var list = el("counters");
     list.textContent = "";
-    (counters || []).forEach(function (entry) {
-      if (String(entry.counter.id) === String(state.counterId)) { return; }
+    var entries = Array.isArray(counters) ? counters : ((counters && counters.counters) || []);
+    entries.map(floorEntry).forEach(function (entry) {
+      if (String(entry.id) === String(state.counterId)) { return; }
       var li = document.createElement("li");
-      li.dataset.counter = entry.counter.id;
-      li.className = entry.paused ? "paused" : entry.open ? "open" : "closed";
-      var text = (lang === "ar" ? entry.counter.name_ar : entry.counter.name_en) + ": ";
-      if (!entry.open) { text += T.free; }
-      else if (entry.paused) { text += T.pausedShort + " (" + (T.reasons[entry.pause_reason] || entry.pause_reason || "") + ")"; }
-      else { text += entry.current ? entry.current.number + " · " + (T[entry.current.status] || entry.current.status) : T.open; }
-      if (entry.clerk) { text += " — " + entry.clerk.full_name; }
+      li.dataset.counter = entry.id;
+      li.dataset.state = entry.state;
+      li.className = entry.state;
+      var text = entry.name + ": ";
+      if (entry.state === "closed") { text += T.free; }
+      else if (entry.state === "paused") { text += T.pausedShort + (entry.reason ? " (" + (T.reasons[entry.reason] || entry.reason) + ")" : ""); }
+      else if (entry.current) {
+        var number = entry.current.number || entry.current;
+        var service = entry.current.service || entry.current.service_code;
+        text += number + (service ? " · " + serviceName(service) : "") + (entry.current.status ? " · " + (T[entry.current.status] || entry.current.status) : "");
+      } else { text += entry.state === "serving" ? T.servingShort : T.open; }
+      if (entry.since) { text += " · " + localTime(entry.since); }
       li.textContent = text;
+      if (entry.clerk) {
+        var who = document.createElement("bdi");
+        who.className = "clerk";
+        who.textContent = entry.clerk;
+        li.appendChild(document.createTextNode(" — "));
+        li.appendChild(who);
+      }
       list.appendChild(li);
     });
     var recent = el("calls");
@@ -313,8 +340,10 @@
       return showDesk();
     }).catch(function (error) {
       if (error.code === "counter_taken") {
-        var holder = error.details || {};
-        el("taken-text").textContent = fill(T.taken, { who: holder.full_name || holder.account_id, since: holder.since ? localTime(holder.since) : "" });
+        var details = error.details || {};
+        var holder = details.held_by;
+        var who = (holder && typeof holder === "object" ? (holder.full_name || holder.name || holder.account_id) : holder) || details.full_name || details.account_id || "";
+        el("taken-text").textContent = fill(T.taken, { who: who, since: details.since ? localTime(details.since) : "" });
         el("taken").hidden = false;
         el("force").hidden = state.account.role !== "supervisor";
       }
