@@ -95,6 +95,11 @@ def _open_session_of(counter_id: int, *, lock: bool = False) -> CounterSession |
     return db.session.scalar(query)
 
 
+def lock_session_of(counter_id: int) -> None:
+    """Lock a counter's open session, if any (PostgreSQL; SQLite runs one writer at a time)."""
+    _open_session_of(counter_id, lock=True)
+
+
 def _clerk_session(account_id: int) -> CounterSession | None:
     return db.session.scalar(
         select(CounterSession).where(
