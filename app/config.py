@@ -98,6 +98,8 @@ class Settings:
     ratelimit_otp_per_address: str = "1000 per minute"
     ratelimit_search_per_address: str = "20000 per minute"
     ratelimit_holds_per_address: str = "5000 per minute"
+    # A ticket's public page polls every few seconds from every phone in a hall (one address over Wi-Fi).
+    ratelimit_public_reads_per_address: str = "6000 per minute"
     ratelimit_default: str = "20000 per minute"
     trusted_proxies: int = 0
     hold_seconds: int = 300
@@ -253,6 +255,7 @@ def load_config(env: dict[str, str] | None = None, *, instance_path: str = "inst
         "ratelimit_otp_per_address",
         "ratelimit_search_per_address",
         "ratelimit_holds_per_address",
+        "ratelimit_public_reads_per_address",
         "ratelimit_default",
     ):
         setattr(s, name, env.get(name.upper(), getattr(s, name)))

@@ -273,6 +273,14 @@ DETAILS_EXAMPLES: dict[str, dict] = {
     "outside_horizon": {"reason": "horizon", "latest": "2026-12-31T10:00:00+03:00"},
     "booking_suspended": {"reason": "no_show", "scope": "high_demand", "until": "2026-12-31T10:00:00+03:00"},
     "not_eligible": {"reason": "passport_not_expiring", "renewal_opens_on": "2027-03-05"},
+    "centre_closed": {"opens_at": "2026-12-02T08:00:00+03:00"},
+    "counter_taken": {
+        "counter_id": 12,
+        "held_by": "Demo Clerk",
+        "held_by_account_id": 41,
+        "since": "2026-12-01T08:02:00+03:00",
+    },
+    "already_at_counter": {"counter_id": 13, "number": 2, "since": "2026-12-01T08:02:00+03:00"},
     "check_in_window": {
         "reason": "too_early",
         "window_start": "2026-12-01T09:30:00+03:00",

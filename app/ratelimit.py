@@ -119,3 +119,8 @@ def limit_holds() -> Callable:
         limit_by(device_identity, "RATELIMIT_HOLDS", "holds-dev"),
         limit_by_address("RATELIMIT_HOLDS_PER_ADDRESS", "holds-ip"),
     )
+
+
+def limit_public_reads() -> Callable:
+    """Anonymous reads of one thing by its unguessable id (a ticket's public page): per address."""
+    return limit_by_address("RATELIMIT_PUBLIC_READS_PER_ADDRESS", "public-ip")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -553,6 +553,22 @@ def create_urgent_booking(
     db.session.add(booking)
     db.session.flush()
     return booking
+
+
+def urgent_reserve_figures(*, centre_id: str, local_date: dt.date) -> dict[str, int]:
+    """A centre's urgent passes used on a local day, of the reserve its active offerings keep for it."""
+    offerings = db.session.execute(
+        select(Offering.id, Offering.urgent_reserve_per_day).where(
+            Offering.centre_id == centre_id, Offering.active.is_(True)
+        )
+    ).all()
+    used = db.session.scalar(
+        select(func.coalesce(func.sum(UrgentReserveUsage.used), 0)).where(
+            UrgentReserveUsage.offering_id.in_([offering_id for offering_id, _ in offerings]),
+            UrgentReserveUsage.local_date == local_date,
+        )
+    )
+    return {"used": int(used or 0), "total": sum(reserve for _, reserve in offerings)}
 
 
 def confirmed_bookings_starting(*, start: dt.datetime, end: dt.datetime) -> list[UpcomingVisit]:

@@ -24,6 +24,7 @@ class TicketAnswer:
     commit): the columns of `Ticket`, its centre's zone and its counter."""
 
     id: int
+    public_id: str
     centre_id: str
     service_code: str
     number: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from app.errors import Conflict, Forbidden, ValidationFailed
+from app.errors import Conflict, Forbidden, ValidationFailed, local_datetime_text, local_time_text
 
 
 class ServiceNotOffered(Conflict):
@@ -76,10 +76,39 @@ class CentreClosed(Conflict):
     code = "centre_closed"
     message = _l("The centre is closed now. Tickets are issued during opening hours.")
 
+    def render_message(self) -> str:
+        opens_at = self.details.get("opens_at")
+        if not opens_at:
+            return str(self.message)
+        return str(
+            _l(
+                "The centre is closed now. Tickets are issued from %(opens_at)s.",
+                opens_at=local_datetime_text(opens_at),
+            )
+        )
+
 
 class CounterTaken(Conflict):
     code = "counter_taken"
     message = _l("Another clerk is working at this counter. Choose another counter or ask a supervisor.")
+
+    def render_message(self) -> str:
+        held_by, since = self.details.get("held_by"), self.details.get("since")
+        if not (held_by and since):
+            return str(self.message)
+        return str(
+            _l(
+                "%(name)s has been working at this counter since %(since)s. Choose another counter or ask"
+                " a supervisor.",
+                name=held_by,
+                since=local_time_text(since),
+            )
+        )
+
+
+class AlreadyAtCounter(Conflict):
+    code = "already_at_counter"
+    message = _l("You are already working at another counter. Close it first.")
 
 
 class TakeoverNotAllowed(Forbidden):

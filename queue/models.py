@@ -4,6 +4,7 @@ requests (the audit log they write to is the shell's, `app.audit`)."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import (
     JSON,
@@ -31,6 +32,11 @@ ACTIVE_STATUSES = ("waiting", "called", "serving")
 PRIORITY_BY_SOURCE = {"urgent": 0, "appointment": 1, "walk_in": 2, "remote": 2}
 URGENT_REASONS = ("medical", "bereavement", "study_or_work", "official_travel", "other")
 URGENT_STATUSES = ("pending", "approved", "rejected", "used")
+
+
+def new_public_id() -> str:
+    """An unguessable id for a ticket's public page (the ticket id counts up, so it is not one)."""
+    return secrets.token_urlsafe(12)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -80,6 +86,8 @@ class Ticket(db.Model):
             postgresql_where=text("status IN ('called', 'serving')"),
             sqlite_where=text("status IN ('called', 'serving')"),
         ),
+        # The ticket's public page is found by this id alone.
+        Index("ix_tickets_public_id", "public_id", unique=True),
         # One active remote ticket per citizen: a remote ticket is a promise to come, not a hoard.
         Index(
             "ix_tickets_one_active_remote",
@@ -91,6 +99,7 @@ class Ticket(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), default=new_public_id)
     centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
     service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
     number: Mapped[str] = mapped_column(String(12))
@@ -142,13 +151,21 @@ class TicketSequence(db.Model):
 
 
 class CounterSession(db.Model):
-    """A clerk at a counter serving a set of services, from opening to closing."""
+    """A clerk at a counter serving a set of services, from opening to closing (paused meanwhile, maybe)."""
 
     __tablename__ = "counter_sessions"
     __table_args__ = (
+        # A counter is held by one clerk, and a clerk holds one counter.
         Index(
             "ix_counter_sessions_one_open_per_counter",
             "counter_id",
+            unique=True,
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+        Index(
+            "ix_counter_sessions_one_open_per_clerk",
+            "account_id",
             unique=True,
             postgresql_where=text("closed_at IS NULL"),
             sqlite_where=text("closed_at IS NULL"),
@@ -161,6 +178,9 @@ class CounterSession(db.Model):
     services: Mapped[list[str]] = mapped_column(JSON)
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A paused counter calls nobody and counts for no wait estimate; NULL while it works.
+    paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(String(200))
 
 
 class UrgentRequest(db.Model):

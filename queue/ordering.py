@@ -17,7 +17,6 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
-    case,
     func,
     literal,
     literal_column,
@@ -213,21 +212,19 @@ _HEAD_SQL_POSTGRES = text(
 ).columns(*_WAITING_COLUMNS, literal_column("stream", Integer), literal_column("part", Integer))
 
 
-# The current ticket of a counter is finished (see _finish_statement) in the statement that reads the
-# head, as a data-modifying CTE: one round trip less per call. The head does not see a visitor put back to
-# the queue by it (one snapshot), so the finished rows come along (stream _FINISHED) to be candidates too.
+# Before the next call, the counter's called ticket goes back to the queue (see _finish_statement), in the
+# statement that reads the head, as a data-modifying CTE: one round trip less per call. The head does not see
+# a visitor put back to the queue by it (one snapshot), so the finished rows come along (stream _FINISHED)
+# to be candidates too; so does a ticket being served there (status 'serving'), which refuses the call: this
+# statement runs after the counter's session is locked, so it sees a start that committed meanwhile.
 _FINISHED = -1
 
 
 _HEAD_AND_FINISH_SQL_POSTGRES = text(
     f"""
     WITH finished AS (
-        UPDATE tickets SET
-            status = CASE WHEN status = 'serving' THEN 'done' ELSE 'waiting' END,
-            ended_at = CASE WHEN status = 'serving' THEN CAST(:now AS timestamptz) ELSE ended_at END,
-            counter_id = CASE WHEN status = 'serving' THEN counter_id END,
-            served_by_id = CASE WHEN status = 'serving' THEN served_by_id END
-        WHERE counter_id = :desk AND status IN ('called', 'serving')
+        UPDATE tickets SET status = 'waiting', counter_id = NULL, served_by_id = NULL
+        WHERE counter_id = :desk AND status = 'called'
         RETURNING id, source, issued_at, vulnerable, appointment_at, account_id, service_code, number,
                   status, booking_id
     )
@@ -236,6 +233,10 @@ _HEAD_AND_FINISH_SQL_POSTGRES = text(
     SELECT id, source, issued_at, vulnerable, appointment_at, account_id, service_code, number,
            {_FINISHED}, 0, status, booking_id
     FROM finished
+    UNION ALL
+    SELECT id, source, issued_at, vulnerable, appointment_at, account_id, service_code, number,
+           {_FINISHED}, 0, status, booking_id
+    FROM tickets WHERE counter_id = :desk AND status = 'serving'
     """  # noqa: S608 (only this module's constants are formatted in)
 ).columns(
     *_WAITING_COLUMNS,
@@ -249,18 +250,16 @@ _HEAD_AND_FINISH_SQL_POSTGRES = text(
 def _head_rows(
     centre_id: str, services: list[str], per_stream: int, finish: tuple[int, dt.datetime] | None = None
 ) -> Iterable[tuple]:
-    """Rows of every part's head, and with `finish` (counter, now) the rows that finishing the counter's
-    ticket changed: (*_WAITING_COLUMNS, stream, part, status, booking_id)."""
+    """Rows of every part's head, and with `finish` (counter, now) the counter's ticket put back to the queue
+    (and on PostgreSQL the one it is serving): (*_WAITING_COLUMNS, stream, part, status, booking_id)."""
     if on_postgres() and finish is not None:
-        params = {"desk": finish[0], "now": finish[1], "centre_id": centre_id, "per_stream": per_stream}
+        params = {"desk": finish[0], "centre_id": centre_id, "per_stream": per_stream}
         return db.session.execute(_HEAD_AND_FINISH_SQL_POSTGRES, {**params, "services": services})
     finished = []
     if finish is not None:
         finished = [
             (*values, _FINISHED, 0, status, booking_id)
-            for *values, status, booking_id in db.session.execute(
-                _finish_statement(), {"desk": finish[0], "now": finish[1]}
-            )
+            for *values, status, booking_id in db.session.execute(_finish_statement(), {"desk": finish[0]})
         ]
     if not services:
         rows = []
@@ -312,8 +311,9 @@ def head_of_queue(
     horizon) may be beaten by an unread ticket, so a caller must reload instead of taking them (that
     happens when other counters consumed the whole head while this one was slow).
 
-    With `finish_counter`, that counter's current ticket is finished first, in the same statement
-    (`finished` says how); a visitor it puts back to the queue is among the rows.
+    With `finish_counter`, that counter's called ticket goes back to the queue first, in the same statement,
+    and is among the rows; `finished` lists it (status `waiting`) and a ticket being served there (status
+    `serving`, untouched: the caller refuses to call).
     """
     policy = call_policy()
     services = sorted(set(services))
@@ -382,22 +382,17 @@ def waiting_in_order(
 
 @functools.cache
 def _finish_statement():
-    """Before the next call: a visit being served is done; a called visitor who never came forward goes
-    back to the queue with their issue time (so a double click never skips anyone; no-show is explicit).
+    """Before the next call, a called visitor who never came forward goes back to the queue with their issue
+    time (so a double click never skips anyone; no-show is explicit). A visit being served is not touched:
+    the call is refused until it is completed.
 
     One UPDATE (on PostgreSQL, part of the head's statement): a start or complete clicked at the same
     moment is applied first and the row re-checked, never overwritten. Built once.
     """
-    serving = _TICKETS.c.status == literal_column("'serving'")
     return (
         update(_TICKETS)
-        .where(_TICKETS.c.counter_id == bindparam("desk"), literal_in(_TICKETS.c.status, "called", "serving"))
-        .values(
-            status=case((serving, literal_column("'done'")), else_=literal_column("'waiting'")),
-            ended_at=case((serving, bindparam("now", type_=UTCDateTime)), else_=_TICKETS.c.ended_at),
-            counter_id=case((serving, _TICKETS.c.counter_id), else_=null()),
-            served_by_id=case((serving, _TICKETS.c.served_by_id), else_=null()),
-        )
+        .where(_TICKETS.c.counter_id == bindparam("desk"), _TICKETS.c.status == literal_column("'called'"))
+        .values(status=literal_column("'waiting'"), counter_id=null(), served_by_id=null())
         .returning(
             *(_TICKETS.c[column.key] for column in _WAITING_COLUMNS), _TICKETS.c.status, _TICKETS.c.booking_id
         )

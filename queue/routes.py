@@ -12,6 +12,7 @@ from app.extensions import client_ip, db
 from app.idempotency import idempotent
 from app.metrics import SSE_STREAMS
 from app.pagination import SelectPage
+from app.ratelimit import limit_public_reads
 from app.security import (
     CentreForbidden,
     InvalidToken,
@@ -25,13 +26,19 @@ from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingSta
 from . import counters, services, streams, urgent
 from .errors import (
     ActiveTicketExists,
+    AlreadyAtCounter,
+    CentreClosed,
     CounterInUse,
     CounterNotOpen,
+    CounterPaused,
+    CounterTaken,
     InvalidDate,
     RatingNotAllowed,
     RemoteTicketsDisabled,
     ServiceNotOffered,
     ServiceNotServed,
+    TakeoverNotAllowed,
+    TicketInService,
     TicketState,
     UrgentAlreadyDecided,
     UrgentNotAllowed,
@@ -43,8 +50,11 @@ from .schemas import (
     AuditEntrySchema,
     CheckInSchema,
     CounterOpenSchema,
+    CounterPauseSchema,
     CounterSessionSchema,
     CounterStateSchema,
+    FloorSchema,
+    PublicTicketSchema,
     QueueSnapshotSchema,
     RatingSchema,
     RejectSchema,
@@ -75,13 +85,17 @@ pages_bp = PageBlueprint(
 
 
 @bp.route("/centres/<string:centre_id>/tickets", methods=["POST"])
-@refusals(ServiceNotOffered, RemoteTicketsDisabled, ActiveTicketExists)
+@refusals(CentreClosed, ServiceNotOffered, RemoteTicketsDisabled, ActiveTicketExists)
 @idempotent
 @auth_required("kiosk", "staff", "citizen")
 @bp.arguments(TicketCreateSchema)
 @bp.response(201, TicketSchema)
 def issue_ticket(args, centre_id):
-    """Take a ticket: a kiosk or clerk of the centre (walk-in), or a citizen where remote tickets are on."""
+    """Take a ticket: a kiosk or clerk of the centre (walk-in), or a citizen where remote tickets are on.
+
+    Only while the centre is open: otherwise `centre_closed`, with `details.opens_at` (when it next opens,
+    in the centre's offset; null when no opening is scheduled in the next two weeks).
+    """
     principal = require_principal()
     if principal.role == "citizen":
         ticket = services.issue_remote_ticket(
@@ -96,7 +110,7 @@ def issue_ticket(args, centre_id):
 
 
 @bp.route("/centres/<string:centre_id>/check-in", methods=["POST"])
-@refusals(CheckInWindow, BookingNotConfirmed, InvalidBookingState)
+@refusals(CentreClosed, CheckInWindow, BookingNotConfirmed, InvalidBookingState)
 @idempotent
 @auth_required("kiosk", "staff")
 @bp.arguments(CheckInSchema)
@@ -109,7 +123,7 @@ def check_in_at_centre(args, centre_id):
 
 
 @bp.route("/bookings/<string:reference>/check-in", methods=["POST"])
-@refusals(CheckInWindow, BookingNotConfirmed, InvalidBookingState)
+@refusals(CentreClosed, CheckInWindow, BookingNotConfirmed, InvalidBookingState)
 @idempotent
 @auth_required("citizen")
 @bp.response(201, TicketSchema)
@@ -140,6 +154,15 @@ def get_ticket(ticket_id):
     except CentreForbidden:
         raise NotFound() from None  # staff and kiosks elsewhere do not learn that the ticket exists
     return services.with_position(ticket)
+
+
+@bp.route("/public-tickets/<string:public_id>")
+@limit_public_reads()
+@bp.response(200, PublicTicketSchema)
+def public_ticket(public_id):
+    """A ticket's public page data, by its unguessable `public_id` (no sign-in): number, service, status,
+    position, estimated wait, counter once called, centre. Nothing that names the visitor."""
+    return services.public_ticket(public_id=public_id)
 
 
 @bp.route("/tickets/<int:ticket_id>/rating", methods=["POST"])
@@ -248,24 +271,59 @@ def _display_token_for(centre_id: str) -> bool:
 
 
 @bp.route("/staff/counters/<int:counter_id>/open", methods=["POST"])
-@refusals(CounterInUse, ServiceNotServed)
+@refusals(CounterTaken, AlreadyAtCounter, TakeoverNotAllowed, CounterInUse, ServiceNotServed)
 @auth_required("staff")
 @bp.arguments(CounterOpenSchema)
 @bp.response(200, CounterSessionSchema)
 def open_counter(args, counter_id):
-    """Open a counter for a set of services (replaces a session left open there)."""
+    """Open a counter for a set of services (the clerk re-opening their own counter changes its services).
+
+    A counter another clerk holds: `counter_taken` with `details` {held_by (name), held_by_account_id,
+    since}; a supervisor may take it over with `force: true` (audited; a clerk's `force` is
+    `takeover_not_allowed`). A clerk holds one counter: already at another is `already_at_counter` with
+    `details` {counter_id, number, since} (close that one first).
+    """
     return counters.open_counter(
-        counter_id=counter_id, services=args["services"], principal=require_principal()
+        counter_id=counter_id, services=args["services"], principal=require_principal(), force=args["force"]
     )
 
 
 @bp.route("/staff/counters/<int:counter_id>/close", methods=["POST"])
-@refusals(CounterNotOpen)
+@refusals(CounterNotOpen, CounterTaken)
 @auth_required("staff")
 @bp.response(200, CounterSessionSchema)
 def close_counter(counter_id):
-    """Close a counter."""
+    """Close the counter the clerk holds (a supervisor may close any clerk's counter: audited)."""
     return counters.close_counter(counter_id=counter_id, principal=require_principal())
+
+
+@bp.route("/staff/counters/<int:counter_id>/pause", methods=["POST"])
+@refusals(CounterNotOpen, CounterTaken)
+@auth_required("staff")
+@bp.arguments(CounterPauseSchema)
+@bp.response(200, CounterSessionSchema)
+def pause_counter(args, counter_id):
+    """Pause the counter with a reason: it calls nobody (`counter_paused`) and counts for no wait estimate
+    until resumed (pausing again changes the reason)."""
+    return counters.pause_counter(counter_id=counter_id, reason=args["reason"], principal=require_principal())
+
+
+@bp.route("/staff/counters/<int:counter_id>/resume", methods=["POST"])
+@refusals(CounterNotOpen, CounterTaken)
+@auth_required("staff")
+@bp.response(200, CounterSessionSchema)
+def resume_counter(counter_id):
+    """Resume a paused counter (a counter that is not paused stays as it is)."""
+    return counters.resume_counter(counter_id=counter_id, principal=require_principal())
+
+
+@bp.route("/staff/centres/<string:centre_id>/counters")
+@auth_required("staff", "admin")
+@bp.response(200, FloorSchema)
+def floor_view(centre_id):
+    """Every counter of the centre with its state (closed, open, paused, serving), clerk, current ticket,
+    since when and pause reason: the floor for consoles and the supervisor's dashboard."""
+    return counters.floor_view(centre_id=centre_id, principal=require_principal())
 
 
 @bp.route("/staff/counters/<int:counter_id>")
@@ -277,15 +335,17 @@ def counter_state(counter_id):
 
 
 @bp.route("/staff/counters/<int:counter_id>/call-next", methods=["POST"])
-@refusals(CounterNotOpen)
+@refusals(CounterNotOpen, CounterTaken, CounterPaused, TicketInService)
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 @bp.alt_response(204, description="Nobody is waiting for the services of this counter")
 def call_next(counter_id):
     """Call the next ticket by the queue policy (urgent, due appointments, then issue order).
 
-    The counter's ticket being served is completed first; one called but not started goes back to its
-    place in the queue first (so nobody is skipped by a double click: use no-show to skip).
+    Refused while a ticket is being served at the counter (`ticket_in_service`: complete it first), while
+    the counter is paused (`counter_paused`) or held by another clerk (`counter_taken`). A ticket called but
+    not started goes back to its place in the queue first (so nobody is skipped by a double click: use
+    no-show to skip).
     """
     ticket = services.call_next_ticket(counter_id=counter_id, principal=require_principal())
     if ticket is None:
@@ -347,7 +407,7 @@ def transfer(args, ticket_id):
 
 
 @bp.route("/staff/centres/<string:centre_id>/urgent-tickets", methods=["POST"])
-@refusals(ServiceNotOffered)
+@refusals(CentreClosed, ServiceNotOffered)
 @idempotent
 @auth_required("supervisor")
 @bp.arguments(UrgentTicketCreateSchema)
@@ -367,7 +427,8 @@ def issue_urgent_ticket(args, centre_id):
 @bp.arguments(StatsQuerySchema, location="query")
 @bp.response(200, StatsSchema)
 def stats(args, centre_id):
-    """A centre's figures for a local day: tickets by source, waits, service times, no-shows, ratings."""
+    """A centre's figures for a local day: tickets by source, waits, service times, no-shows, ratings; by
+    local hour and by service; counters open, paused and serving now; urgent passes used of the reserve."""
     return centre_stats(centre_id=centre_id, day=args["date"], principal=require_principal())
 
 

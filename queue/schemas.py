@@ -72,6 +72,13 @@ class CheckInSchema(BaseSchema):
 class TicketSchema(BaseSchema):
     ticket_id = Integer(attribute="id", dump_only=True)
     id = Integer(dump_only=True)
+    public_id = ma.fields.String(
+        dump_only=True,
+        metadata={
+            "description": "The ticket's public page is `/t/{public_id}` (unguessable; not the ticket id)",
+            "example": "q8Zk3vN0xTYa1bWc",
+        },
+    )
     number = ma.fields.String(dump_only=True, metadata={"example": "P-042"})
     centre_id = ma.fields.String(dump_only=True)
     timezone = ma.fields.String(dump_only=True)
@@ -108,6 +115,24 @@ class CounterOpenSchema(BaseSchema):
     services = ma.fields.List(
         ma.fields.String(validate=SERVICE_CODE), required=True, validate=validate.Length(min=1, max=20)
     )
+    force = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "A supervisor takes over a counter another clerk holds (audited); "
+            "without it that is `counter_taken`"
+        },
+    )
+
+
+PAUSE_REASON_MAX = 200
+
+
+class CounterPauseSchema(BaseSchema):
+    reason = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=PAUSE_REASON_MAX),
+        metadata={"description": "Why the counter is paused (shown on the floor view)", "example": "break"},
+    )
 
 
 class CounterSessionSchema(BaseSchema):
@@ -118,6 +143,9 @@ class CounterSessionSchema(BaseSchema):
     opened_at = ma.fields.AwareDateTime(dump_only=True)
     closed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     open = ma.fields.Function(lambda s: s.closed_at is None, dump_only=True)
+    paused = ma.fields.Function(lambda s: s.paused_at is not None, dump_only=True)
+    paused_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    pause_reason = ma.fields.String(dump_only=True, allow_none=True)
 
 
 class WaitingEntrySchema(BaseSchema):
@@ -127,16 +155,97 @@ class WaitingEntrySchema(BaseSchema):
     source = ma.fields.String()
 
 
+COUNTER_STATES = ["closed", "open", "paused", "serving"]
+
+
 class CounterStateSchema(BaseSchema):
     counter = ma.fields.Nested(CounterRefSchema)
     centre_id = ma.fields.String()
+    timezone = ma.fields.String()
     open = ma.fields.Boolean()
+    state = ma.fields.String(
+        metadata={"enum": COUNTER_STATES, "description": "serving: a ticket is called or being served there"}
+    )
+    account_id = Integer(allow_none=True, metadata={"description": "The clerk holding the counter"})
+    since = LocalDateTime(allow_none=True, metadata={"description": "When the clerk opened it"})
+    paused = ma.fields.Boolean()
+    paused_at = LocalDateTime(allow_none=True)
+    pause_reason = ma.fields.String(allow_none=True)
     services = ma.fields.List(ma.fields.String())
     current = ma.fields.Nested(TicketSchema, allow_none=True)
     waiting = ma.fields.List(
         ma.fields.Nested(WaitingEntrySchema), metadata={"description": "First 50, in call order"}
     )
     waiting_total = Integer()
+
+
+class FloorTicketSchema(BaseSchema):
+    ticket_id = Integer()
+    number = ma.fields.String()
+    service = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": ["called", "serving"]})
+    called_at = LocalDateTime(allow_none=True)
+    started_at = LocalDateTime(allow_none=True)
+
+
+class FloorCounterSchema(BaseSchema):
+    id = Integer()
+    number = Integer()
+    name_ar = ma.fields.String()
+    name_en = ma.fields.String()
+    counter = ma.fields.Nested(CounterRefSchema)
+    state = ma.fields.String(
+        metadata={"enum": COUNTER_STATES, "description": "serving: a ticket is called or being served there"}
+    )
+    open = ma.fields.Boolean()
+    account_id = Integer(allow_none=True)
+    clerk_name = ma.fields.String(allow_none=True)
+    services = ma.fields.List(ma.fields.String())
+    since = LocalDateTime(allow_none=True, metadata={"description": "When its clerk opened it"})
+    paused = ma.fields.Boolean()
+    paused_at = LocalDateTime(allow_none=True)
+    pause_reason = ma.fields.String(allow_none=True)
+    current = ma.fields.Nested(FloorTicketSchema, allow_none=True)
+
+
+class FloorSummarySchema(BaseSchema):
+    closed = Integer()
+    open = Integer()
+    paused = Integer()
+    serving = Integer()
+
+
+class FloorSchema(BaseSchema):
+    centre_id = ma.fields.String()
+    timezone = ma.fields.String()
+    counters = ma.fields.List(ma.fields.Nested(FloorCounterSchema), metadata={"description": "By number"})
+    summary = ma.fields.Nested(FloorSummarySchema, metadata={"description": "Counters in each state"})
+    at = LocalDateTime()
+
+
+class PublicServiceSchema(BaseSchema):
+    code = ma.fields.String()
+    name_ar = ma.fields.String()
+    name_en = ma.fields.String()
+
+
+class PublicTicketSchema(BaseSchema):
+    """What a ticket's public page shows: nothing that names the visitor."""
+
+    public_id = ma.fields.String()
+    number = ma.fields.String(metadata={"example": "P-042"})
+    service = ma.fields.String()
+    services = ma.fields.List(ma.fields.Nested(PublicServiceSchema))
+    status = ma.fields.String()
+    position = Integer(allow_none=True, metadata={"description": "1 = next; 0 = called or being served"})
+    estimated_wait_minutes = Integer(allow_none=True)
+    counter = ma.fields.Nested(CounterRefSchema, allow_none=True, metadata={"description": "Once called"})
+    centre_id = ma.fields.String()
+    centre_name_ar = ma.fields.String()
+    centre_name_en = ma.fields.String()
+    timezone = ma.fields.String()
+    issued_at = LocalDateTime()
+    called_at = LocalDateTime(allow_none=True)
 
 
 class TransferSchema(BaseSchema):
@@ -249,6 +358,35 @@ class CounterFiguresSchema(BaseSchema):
     done = Integer()
 
 
+class HourFiguresSchema(BaseSchema):
+    hour = Integer(metadata={"description": "Centre-local hour, 0–23"})
+    issued = Integer(metadata={"description": "Visits issued in that hour"})
+    served = Integer(metadata={"description": "Tickets finished (`done`) in that hour"})
+
+
+class ServiceFiguresSchema(BaseSchema):
+    service_code = ma.fields.String()
+    name_ar = ma.fields.String()
+    name_en = ma.fields.String()
+    issued = Integer()
+    served = Integer()
+    waiting = Integer()
+    mean_wait_minutes = ma.fields.Float(allow_none=True)
+    p90_wait_minutes = ma.fields.Float(allow_none=True)
+    wait_count = Integer()
+
+
+class CounterCountsSchema(BaseSchema):
+    open = Integer(metadata={"description": "Counters open (paused ones included)"})
+    paused = Integer()
+    serving = Integer(metadata={"description": "Working counters with a ticket called or being served"})
+
+
+class UrgentReserveSchema(BaseSchema):
+    used = Integer()
+    total = Integer()
+
+
 class StatsSchema(BaseSchema):
     centre_id = ma.fields.String()
     timezone = ma.fields.String()
@@ -261,3 +399,14 @@ class StatsSchema(BaseSchema):
     no_show_rate = ma.fields.Float(allow_none=True)
     per_counter = ma.fields.List(ma.fields.Nested(CounterFiguresSchema))
     rating = ma.fields.Nested(_Mean)
+    served = Integer(metadata={"description": "Tickets finished (`done`)"})
+    by_hour = ma.fields.List(
+        ma.fields.Nested(HourFiguresSchema),
+        metadata={"description": "Over the day's opening hours and any hour with activity"},
+    )
+    by_service = ma.fields.List(ma.fields.Nested(ServiceFiguresSchema))
+    satisfaction = ma.fields.Nested(_Mean, metadata={"description": "Ratings 1–5 of the day's visits"})
+    counters = ma.fields.Nested(CounterCountsSchema, metadata={"description": "The floor right now"})
+    urgent_reserve = ma.fields.Nested(
+        UrgentReserveSchema, metadata={"description": "Urgent passes used of the day's reserve"}
+    )

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import logging
 import math
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from app import clock
 from app.audit import record_audit
 from app.catalogue.models import Centre, Offering, Service
-from app.catalogue.services import centre_today, get_centre
+from app.catalogue.services import centre_today, get_centre, opening_state
 from app.database import UTCDateTime
 from app.dialect import dialect_insert, for_update, on_postgres
 from app.errors import NotFound
@@ -31,15 +32,17 @@ from notifications.services import notify_citizen
 
 from . import live
 from .answers import TicketAnswer, answer_columns, ticket_answer
-from .counters import counter_payload, lock_open_counter, open_sessions
+from .counters import counter_payload, lock_open_counter, lock_session_of, open_sessions
 from .errors import (
     ActiveTicketExists,
+    CentreClosed,
     RatingNotAllowed,
     RemoteTicketsDisabled,
     ServiceNotOffered,
+    TicketInService,
     TicketState,
 )
-from .models import PRIORITY_BY_SOURCE, Ticket, TicketSequence, UrgentRequest
+from .models import PRIORITY_BY_SOURCE, Ticket, TicketSequence, UrgentRequest, new_public_id
 from .ordering import QueueHead, WaitingTicket, claim_first, head_of_queue, literal_in, waiting_in_order
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,15 @@ def offered_service(centre_id: str, service_code: str) -> Service:
     if offering is None or not offering.service.active:
         raise ServiceNotOffered(details={"service": service_code})
     return offering.service
+
+
+def require_open(centre: Centre) -> None:
+    """Tickets are issued only while the centre is open: else `centre_closed`, saying when it opens next."""
+    state = opening_state(centre)
+    if not state.open:
+        db.session.rollback()
+        opens_at = state.opens_at.astimezone(zoneinfo.ZoneInfo(centre.timezone)) if state.opens_at else None
+        raise CentreClosed(details={"opens_at": opens_at.isoformat() if opens_at else None})
 
 
 def allocate_ticket_seq(*, centre_id: str, service_code: str, local_date: dt.date) -> int:
@@ -133,6 +145,7 @@ def _commit_ticket_change(
 def issue_walk_in_ticket(*, centre_id: str, service_code: str, vulnerable: bool = False) -> Ticket:
     """A walk-in ticket from a kiosk or a clerk."""
     centre = get_centre(centre_id)
+    require_open(centre)
     service = offered_service(centre_id, service_code)
     ticket = _create_ticket(centre=centre, service=service, source="walk_in", vulnerable=vulnerable)
     _commit_ticket_change(centre_id, waiting_delta={service_code: 1})
@@ -154,6 +167,7 @@ def issue_remote_ticket(*, centre_id: str, service_code: str, account_id: int) -
     centre = get_centre(centre_id)
     if not centre.remote_tickets_enabled:
         raise RemoteTicketsDisabled()
+    require_open(centre)
     service = offered_service(centre_id, service_code)
     vulnerable = is_vulnerable_citizen(account_id=account_id, on=centre_today(centre))
     try:
@@ -170,6 +184,7 @@ def issue_remote_ticket(*, centre_id: str, service_code: str, account_id: int) -
 def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor: Principal) -> Ticket:
     """A supervisor's urgent ticket for a walk-in visitor, with the reason in the audit log."""
     centre = get_centre(centre_id)
+    require_open(centre)
     service = offered_service(centre_id, service_code)
     ticket = _create_ticket(centre=centre, service=service, source="urgent")
     record_audit(
@@ -201,6 +216,7 @@ def check_in_booking(
         centre_id = owned.centre_id if centre_id is None else centre_id
     if centre_id is None:
         raise NotFound()
+    require_open(get_centre(centre_id))
     checked = booking.mark_checked_in(reference=reference, centre_id=centre_id, allow_late=allow_late)
     centre = get_centre(checked.centre_id)
     service = db.session.get(Service, checked.service_code)
@@ -262,8 +278,11 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
     elif ticket.status == "waiting":
         order = waiting_in_order(centre_id=ticket.centre_id, services=[ticket.service_code])
         ahead = next((i for i, row in enumerate(order) if row.id == ticket.id), len(order))
+        # Paused counters call nobody, so they shorten no wait.
         counters = sum(
-            1 for s in open_sessions(centre_id=ticket.centre_id) if ticket.service_code in (s.services or [])
+            1
+            for s in open_sessions(centre_id=ticket.centre_id, working=True)
+            if ticket.service_code in (s.services or [])
         )
         average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
         ticket.position = ahead + 1
@@ -340,26 +359,26 @@ def queue_snapshot(*, centre_id: str) -> dict[str, Any]:
 
 
 def _settle_finished(finished: Sequence[tuple[str, str, int | None]]) -> tuple[bool, dict[str, int]]:
-    """After finishing a counter's ticket (in the head's statement): its booking is completed if the visit
-    was served; returns whether a ticket was finished, and how the waiting lists changed."""
+    """After the head's statement put the counter's called ticket back to the queue: whether it did, and how
+    the waiting lists changed. A ticket being served there refuses the call (`ticket_in_service`)."""
+    if any(status == "serving" for status, _, _ in finished):
+        db.session.rollback()
+        raise TicketInService()
     delta: dict[str, int] = {}
-    for status, service_code, booking_id in finished:
-        if status == "waiting":
-            delta[service_code] = delta.get(service_code, 0) + 1
-        elif booking_id is not None:
-            from booking import services as booking
-
-            booking.complete_booking(booking_id=booking_id)
+    for _, service_code, _ in finished:
+        delta[service_code] = delta.get(service_code, 0) + 1
     return bool(finished), delta
 
 
 def call_next_ticket(*, counter_id: int, principal: Principal) -> TicketAnswer | None:
     """Call the next ticket by the policy among the services the counter serves; None if nobody waits.
 
-    A ticket still being served at this counter is completed first; one called but never started goes
-    back to the queue first (keeping its place), so it is usually called again. On PostgreSQL that is
-    three statements in one transaction: lock the counter's session; finish its ticket and read the head
-    of the queue; claim the first candidate nobody else is taking.
+    Refused while a ticket is being served at this counter (`ticket_in_service`: complete it first), or
+    while the counter is paused or held by another clerk. A ticket called but never started goes back to
+    the queue first (keeping its place), so it is usually called again. On PostgreSQL that is three
+    statements in one transaction: lock the counter's session (and check it); put its called ticket back,
+    check that none is being served and read the head of the queue; claim the first candidate nobody else
+    is taking. A start clicked meanwhile locks the same session first, so it is either seen or refused.
     """
     centre_id, services = lock_open_counter(counter_id, principal)
     finished, waiting_delta, ticket, head = False, {}, None, None
@@ -483,7 +502,13 @@ def recall_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
 
 
 def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
-    """The visitor arrived at the counter: service starts."""
+    """The visitor arrived at the counter: service starts.
+
+    The counter's session is locked before the ticket (the order call-next takes them in), so a call-next
+    clicked at the same moment either sees this ticket being served or puts it back before it starts."""
+    counter_id = db.session.scalar(select(Ticket.counter_id).where(Ticket.id == ticket_id))
+    if counter_id is not None:
+        lock_session_of(counter_id)
     ticket = _staff_ticket(ticket_id, principal)
     _require_status(ticket, "called")
     ticket.status = "serving"
@@ -549,7 +574,11 @@ def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) 
     now = clock.now()
     ticket.status = "transferred"
     ticket.ended_at = now
+    # The printed QR follows the visitor: the copy takes the public id, the old ticket gets a new one.
+    public_id, ticket.public_id = ticket.public_id, new_public_id()
+    db.session.flush()
     copy = Ticket(
+        public_id=public_id,
         centre_id=ticket.centre_id,
         service_code=service_code,
         number=ticket.number,
@@ -573,6 +602,31 @@ def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) 
     db.session.flush()
     _commit_ticket_change(ticket.centre_id, waiting_delta=waiting_delta)
     return copy
+
+
+def public_ticket(*, public_id: str) -> dict[str, Any]:
+    """What a ticket's public page shows, by its public id (404 if unknown): no name, id or phone."""
+    ticket = db.session.scalar(select(Ticket).where(Ticket.public_id == public_id))
+    if ticket is None:
+        raise NotFound()
+    with_position(ticket)
+    centre, service = ticket.centre, ticket.service
+    return {
+        "public_id": ticket.public_id,
+        "number": ticket.number,
+        "service": ticket.service_code,
+        "services": [{"code": service.code, "name_ar": service.name_ar, "name_en": service.name_en}],
+        "status": ticket.status,
+        "position": ticket.position,
+        "estimated_wait_minutes": ticket.estimated_wait_minutes,
+        "counter": counter_payload(ticket.counter) if ticket.status in ("called", "serving") else None,
+        "centre_id": centre.id,
+        "centre_name_ar": centre.name_ar,
+        "centre_name_en": centre.name_en,
+        "timezone": centre.timezone,
+        "issued_at": ticket.issued_at,
+        "called_at": ticket.called_at,
+    }
 
 
 def rate_ticket(*, ticket_id: int, account_id: int, score: int, comment: str | None) -> Ticket:

@@ -12,12 +12,13 @@ from sqlalchemy import select, update
 
 from app import clock
 from app.catalogue.models import Centre, Counter
-from app.catalogue.services import centre_today, get_centre
+from app.catalogue.services import centre_today, get_centre, opening_intervals
 from app.errors import Forbidden
 from app.extensions import db
 from app.security import Principal, require_centre
 
 from . import live
+from .counters import counter_figures
 from .models import CounterSession, Ticket
 
 
@@ -27,24 +28,19 @@ def _zone(centre: Centre) -> zoneinfo.ZoneInfo:
 
 def closing_instant(centre: Centre, day: dt.date) -> dt.datetime | None:
     """When the centre's last opening interval of a local day ends (None if closed all day)."""
-    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday()]
-    intervals = (centre.weekly_hours or {}).get(weekday) or []
-    ends = [pair[1] for pair in intervals if isinstance(pair, list | tuple) and len(pair) == 2]
-    if not ends:
-        return None
-    hour, minute = (int(part) for part in max(ends).split(":"))
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=_zone(centre)).astimezone(dt.UTC)
+    intervals = opening_intervals(centre, day)
+    return max(end for _, end in intervals) if intervals else None
 
 
 def expire_leftover_tickets(*, centre: Centre) -> int:
-    """Expire a centre's tickets still waiting or called from earlier days, and today's after closing."""
+    """Close of day: expire a centre's tickets still waiting or called from earlier days, and today's once
+    the centre has closed (no ticket is issued while it is closed); close counters left open overnight."""
     today = centre_today(centre)
     now = clock.now()
     leftover = Ticket.local_date < today
     closing = closing_instant(centre, today)
     if closing is not None and now >= closing:
-        # Tickets taken after closing (a late kiosk) stay until tomorrow's run.
-        leftover = leftover | ((Ticket.local_date == today) & (Ticket.issued_at <= closing))
+        leftover = Ticket.local_date <= today
     expired = db.session.execute(
         update(Ticket)
         .where(Ticket.centre_id == centre.id, Ticket.status.in_(("waiting", "called")), leftover)
@@ -58,7 +54,7 @@ def expire_leftover_tickets(*, centre: Centre) -> int:
             CounterSession.opened_at < dt.datetime.combine(today, dt.time(), tzinfo=_zone(centre)),
             CounterSession.counter_id.in_(select(Counter.id).where(Counter.centre_id == centre.id)),
         )
-        .values(closed_at=now)
+        .values(closed_at=now, paused_at=None, pause_reason=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
@@ -91,7 +87,11 @@ def centre_stats(*, centre_id: str, day: dt.date | None, principal: Principal) -
 
     Visits are tickets not created by a transfer. Wait = first call − issue, over called visits.
     Service time = end − start over finished tickets. No-show rate = no-shows / (finished + no-shows).
-    Percentiles are nearest-rank. Minutes are rounded to 0.1.
+    Percentiles are nearest-rank. Minutes are rounded to 0.1. By hour: visits issued and tickets finished
+    (`done`) per centre-local hour, over the day's opening hours and any hour with activity. By service:
+    visits issued (in the service they were issued for), finished and still waiting tickets, and the waits of
+    its visits. `counters` is the floor right now, `urgent_reserve` the day's urgent passes used of the
+    reserve of the centre's offerings.
     """
     centre = get_centre(centre_id)
     if principal.role not in ("staff", "supervisor", "admin"):
@@ -126,6 +126,7 @@ def centre_stats(*, centre_id: str, day: dt.date | None, principal: Principal) -
     def rounded(value: float | None) -> float | None:
         return None if value is None else round(value, 1)
 
+    rating = {"mean": round(_mean(ratings), 2) if ratings else None, "count": len(ratings)}
     return {
         "centre_id": centre_id,
         "timezone": centre.timezone,
@@ -150,5 +151,68 @@ def centre_stats(*, centre_id: str, day: dt.date | None, principal: Principal) -
             }
             for counter_id, figures in sorted(per_counter.items())
         ],
-        "rating": {"mean": round(_mean(ratings), 2) if ratings else None, "count": len(ratings)},
+        "rating": rating,
+        "served": finished,
+        "by_hour": _by_hour(centre, day, visits, tickets),
+        "by_service": _by_service(centre, visits, tickets, rounded),
+        "satisfaction": dict(rating),
+        "counters": counter_figures(centre_id=centre_id),
+        "urgent_reserve": _urgent_reserve(centre, day),
     }
+
+
+def _by_hour(
+    centre: Centre, day: dt.date, visits: Sequence[Ticket], tickets: Sequence[Ticket]
+) -> list[dict[str, int]]:
+    """Visits issued and tickets finished per local hour of the day."""
+    zone = _zone(centre)
+    issued: dict[int, int] = {}
+    served: dict[int, int] = {}
+    for t in visits:
+        hour = t.issued_at.astimezone(zone).hour
+        issued[hour] = issued.get(hour, 0) + 1
+    for t in tickets:
+        if t.status == "done" and t.ended_at is not None:
+            ended = t.ended_at.astimezone(zone)
+            if ended.date() == day:
+                served[ended.hour] = served.get(ended.hour, 0) + 1
+    hours = set(issued) | set(served)
+    for start, end in opening_intervals(centre, day):
+        first = start.astimezone(zone)
+        last = (end - dt.timedelta(microseconds=1)).astimezone(zone)
+        hours.update(
+            range(first.hour if first.date() == day else 0, last.hour + 1 if last.date() == day else 24)
+        )
+    return [{"hour": h, "issued": issued.get(h, 0), "served": served.get(h, 0)} for h in sorted(hours)]
+
+
+def _by_service(centre: Centre, visits: Sequence[Ticket], tickets: Sequence[Ticket], rounded) -> list[dict]:
+    """Per service offered (or seen that day): issued, served, waiting, mean and p90 waits in minutes."""
+    codes = {o.service_code: o.service for o in centre.offerings if o.active}
+    seen = {t.service_code: t.service for t in tickets}
+    rows = []
+    for code in sorted(codes.keys() | seen.keys()):
+        service = codes.get(code) or seen[code]
+        mine = [t for t in visits if t.service_code == code]
+        waits = [_minutes(t.called_at, t.issued_at) for t in mine if t.called_at is not None]
+        rows.append(
+            {
+                "service_code": code,
+                "name_ar": service.name_ar,
+                "name_en": service.name_en,
+                "issued": len(mine),
+                "served": sum(1 for t in tickets if t.service_code == code and t.status == "done"),
+                "waiting": sum(1 for t in tickets if t.service_code == code and t.status == "waiting"),
+                "mean_wait_minutes": rounded(_mean(waits)),
+                "p90_wait_minutes": rounded(_percentile(waits, 0.9)),
+                "wait_count": len(waits),
+            }
+        )
+    return rows
+
+
+def _urgent_reserve(centre: Centre, day: dt.date) -> dict[str, int]:
+    """The day's urgent passes used, of the reserve the centre's offerings keep."""
+    from booking.services import urgent_reserve_figures
+
+    return urgent_reserve_figures(centre_id=centre.id, local_date=day)

@@ -17,6 +17,8 @@ from app.tokens import issue_access_token
 PASSWORD = "Test-pass-2026"
 _ids = itertools.count(1)
 WEEKDAYS_OPEN = {d: [["08:00", "15:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+# Tickets are issued only while a centre is open: queue tests that run at any hour use this.
+AROUND_THE_CLOCK = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
 def create_person(**overrides: Any) -> RegistryPerson:

@@ -18,6 +18,7 @@ from app import clock
 from app.accounts.models import Account
 from app.extensions import db
 from app.security import Principal
+from tests.factories import AROUND_THE_CLOCK
 
 _n = itertools.count(1)
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -62,7 +63,10 @@ class QueueKit:
     def site(
         self, *, counters: int = 2, remote: bool = False, urgent_reserve: int = 2, **centre_kw: Any
     ) -> Site:
+        """A centre open around the clock (unless `weekly_hours` says otherwise): tickets are issued only
+        while a centre is open, and the tests run at any hour."""
         n = next(_n)
+        centre_kw.setdefault("weekly_hours", AROUND_THE_CLOCK)
         centre = self.make.centre(counters=counters, remote_tickets_enabled=remote, **centre_kw)
         passport = self.make.service(
             code=f"passport.q{n}", ticket_prefix="P", avg_service_minutes=12, high_demand=True

@@ -79,13 +79,17 @@ def test_call_next_needs_an_open_counter_and_never_skips_anyone(kit, client):
     again = call(client, site).json
     assert again["ticket_id"] == a["ticket_id"] and again["status"] == "called"
     assert kit.make.fresh(Ticket, b["ticket_id"]).status == "waiting"
-    # Once A is being served, the next call finishes A's visit and calls B.
+    # Once A is being served, calling is refused until A's visit is completed; then B is called.
     act(client, site, a["ticket_id"], "start")
+    refused = call(client, site)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "ticket_in_service"
+    assert kit.make.fresh(Ticket, a["ticket_id"]).status == "serving"
+    act(client, site, a["ticket_id"], "complete")
     assert call(client, site).json["ticket_id"] == b["ticket_id"]
     assert kit.make.fresh(Ticket, a["ticket_id"]).status == "done"
     act(client, site, b["ticket_id"], "start")
+    act(client, site, b["ticket_id"], "complete")
     assert call(client, site).status_code == 204
-    assert kit.make.fresh(Ticket, b["ticket_id"]).status == "done"
 
 
 def test_a_counter_calls_only_its_services(kit, client):
@@ -182,15 +186,17 @@ def test_transfer_keeps_the_number_and_the_original_issue_time(kit, client):
     assert same.status_code == 409
 
 
-def test_opening_a_counter_replaces_a_forgotten_session(kit, client):
+def test_a_counter_left_open_is_closed_by_its_clerk_and_reopened(kit, client):
     site = kit.site()
     first = open_counter(client, site)
+    # The same clerk re-opening just changes the services.
+    again = open_counter(client, site, services=[site.passport])
+    assert again["id"] == first["id"] and again["services"] == [site.passport.code]
+    closed = client.post(f"{API}/staff/counters/{site.counters[0]}/close", headers=site.headers["clerk"])
+    assert closed.status_code == 200 and closed.json["open"] is False
     second = open_counter(client, site, who="clerk2")
     assert first["id"] != second["id"]
     assert kit.make.fresh(CounterSession, first["id"]).closed_at is not None
-    # The same clerk re-opening just changes the services.
-    again = open_counter(client, site, who="clerk2", services=[site.passport])
-    assert again["id"] == second["id"] and again["services"] == [site.passport.code]
     closed = client.post(f"{API}/staff/counters/{site.counters[0]}/close", headers=site.headers["clerk2"])
     assert closed.status_code == 200 and closed.json["open"] is False
     assert (
@@ -357,7 +363,7 @@ def test_call_next_and_complete_answer_as_the_ticket_reads_in_a_few_statements(k
     assert called.json["called_at"].endswith("+03:00")  # in the centre's zone
 
 
-def test_the_next_call_completes_the_booking_of_the_visit_it_finishes(kit, make, client):
+def test_completing_the_visit_completes_its_booking(kit, make, client):
     from booking.models import Booking
 
     site = kit.site()
@@ -370,7 +376,9 @@ def test_the_next_call_completes_the_booking_of_the_visit_it_finishes(kit, make,
     open_counter(client, site)
     assert call(client, site).json["ticket_id"] == checked.json["ticket_id"]  # due appointment first
     assert act(client, site, checked.json["ticket_id"], "start").status_code == 200
-    assert call(client, site).json["ticket_id"] == walk_in["ticket_id"]
+    assert call(client, site).json["error"]["code"] == "ticket_in_service"
+    assert act(client, site, checked.json["ticket_id"], "complete").status_code == 200
     assert kit.make.fresh(Ticket, checked.json["ticket_id"]).status == "done"
     assert kit.make.fresh(Booking, booking.id).status == "completed"
+    assert call(client, site).json["ticket_id"] == walk_in["ticket_id"]
     assert client.get(f"{API}/centres/{site.centre.id}/queue").json["waiting"] == {}

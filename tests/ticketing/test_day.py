@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
+from tests.factories import WEEKDAYS_OPEN
 from ticketing import tasks
 from ticketing.models import CounterSession, Ticket
 
@@ -180,7 +181,7 @@ def test_a_visit_is_rated_once_after_it_is_done(kit, make, client):
 
 
 def test_close_of_day_expires_leftovers_and_is_idempotent(kit, make, client):
-    site = kit.site()
+    site = kit.site(weekly_hours=WEEKDAYS_OPEN)  # 08:00-15:00
     desk = Desk(client, site, make)
     at("14:00")
     desk.open(site.counters[0], "clerk", [site.other])
@@ -194,19 +195,24 @@ def test_close_of_day_expires_leftovers_and_is_idempotent(kit, make, client):
     at("14:59")
     assert kit.call(tasks.close_day) == 0  # still open
     at("15:10")
-    late = desk.take(site.other)  # a kiosk after closing: kept for tomorrow's sweep
+    # A kiosk after closing issues nothing (so no ticket waits overnight).
+    late = client.post(
+        f"{API}/centres/{site.centre.id}/tickets", json={"service": site.other.code}, headers=site.kiosk
+    )
+    assert late.status_code == 409 and late.json["error"]["code"] == "centre_closed"
+    assert late.json["error"]["details"]["opens_at"] == "2030-05-02T08:00:00+03:00"
     expired_now = kit.call(tasks.close_day)
     assert expired_now == 1
     statuses = kit.call(lambda: dict(db.session.execute(select(Ticket.id, Ticket.status)).all()))
-    assert statuses[served] == "expired" and statuses[left[1]] == "serving" and statuses[late] == "waiting"
+    assert statuses[served] == "expired" and statuses[left[1]] == "serving"
     assert statuses[called] == "done"
     assert kit.call(tasks.close_day) == 0  # idempotent
-    clock.shift(dt.timedelta(hours=12))  # next morning
-    assert kit.call(tasks.close_day) == 2  # the late ticket, and the counter left open overnight
-    assert kit.call(lambda: db.session.get(Ticket, late).status) == "expired"
+    clock.shift(dt.timedelta(hours=12))  # next night
+    assert kit.call(tasks.close_day) == 1  # the counter left open overnight
     assert kit.call(lambda: db.session.scalar(select(CounterSession.closed_at))) is not None
     assert kit.call(tasks.close_day) == 0
-    # Numbering restarts on the new local day.
+    # Numbering restarts on the new local day, once the centre opens.
+    clock.travel_to(dt.datetime(2030, 5, 2, 5, 0, tzinfo=dt.UTC))  # 08:00 in Amman
     assert (
         client.post(
             f"{API}/centres/{site.centre.id}/tickets", json={"service": site.other.code}, headers=site.kiosk
