@@ -367,7 +367,7 @@ def _active_draws() -> tuple[frozenset[int], frozenset[str]]:
 
     So a hold pays nothing for draws when none is running (the common case), and one query when one is.
     """
-    if time.monotonic() - _active["at"] >= _ACTIVE_SECONDS:
+    if time.monotonic() - _active["at"] >= current_app.config.get("ACTIVE_DRAWS_SECONDS", _ACTIVE_SECONDS):
         rows = db.session.execute(
             select(Draw.offering_id, Draw.service_group, Draw.status).where(
                 or_(
