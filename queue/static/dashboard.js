@@ -120,7 +120,7 @@
       });
       rows.appendChild(tr);
     });
-    el("updated").textContent = fill(T.updated, { time: new Date().toLocaleTimeString(lang === "ar" ? "ar-JO" : "en-GB", { timeZone: state.centre && state.centre.timezone || undefined }) });
+    el("updated").textContent = fill(T.updated, { time: new Date().toLocaleTimeString(lang === "ar" ? "ar-JO" : "en-GB", { timeZone: stats.timezone }) });
     body.dataset.refreshes = String(Number(body.dataset.refreshes || 0) + 1);
   }
 

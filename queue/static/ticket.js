@@ -57,7 +57,7 @@
     lastStatus = status;
     body.dataset.status = status;
     body.dataset.polls = String(Number(body.dataset.polls || 0) + 1);
-    el("status-line").textContent = fill(T.updated, { time: localTime(new Date().toISOString()) });
+    el("status-line").textContent = fill(T.updated, { time: localTime(new Date().toISOString(), ticket.timezone) });
     return ended;
   }
 
