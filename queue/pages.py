@@ -173,7 +173,6 @@ def _console_texts() -> dict:
         "free": gettext("Closed"),
         "open": gettext("Open"),
         "pausedShort": gettext("Paused"),
-        "servingShort": gettext("Serving"),
         "transferred": gettext("Transferred to %(service)s", service="{service}"),
         "sources": {
             "walk_in": gettext("Walk-in"),

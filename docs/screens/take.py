@@ -73,15 +73,15 @@ def _morning(kit, make, live_server):
         for n in range(12):
             api.post(f"/centres/{site.centre.id}/tickets", json={"service": codes[n % 4]}, headers=site.kiosk)
         # The floor as the pages show it: counter 1 free for the console's screenshot, counter 2 paused
-        # (where the API has pauses), counter 3 serving.
+        # with its reason, counter 3 serving.
         clerk, clerk2 = site.headers["clerk"], site.headers["clerk2"]
         api.post(f"/staff/counters/{site.counters[0]}/close", headers=clerk)
         api.post(f"/staff/counters/{site.counters[1]}/pause", json={"reason": "prayer"}, headers=clerk2)
         supervisor = site.headers["supervisor"]
         api.post(f"/staff/counters/{site.counters[2]}/open", json={"services": codes}, headers=supervisor)
         called = api.post(f"/staff/counters/{site.counters[2]}/call-next", headers=supervisor)
-        if called.status_code == 200:
-            api.post(f"/staff/tickets/{called.json()['id']}/start", headers=supervisor)
+        assert called.status_code == 200, called.text
+        api.post(f"/staff/tickets/{called.json()['id']}/start", headers=supervisor)
     return site, codes
 
 
@@ -113,10 +113,9 @@ def test_take_screenshots(kit, make, live_server, browser):
         page.screenshot(path=str(HERE / f"kiosk-ticket-{size}.png"))
         _printed(page.pdf(prefer_css_page_size=True, print_background=True), f"printed-ticket-{lang}")
         public_id = page.get_attribute("body", "data-public-id")
-        if public_id:
-            page.goto(f"{live_server}/t/{public_id}?lang={lang}")
-            page.wait_for_selector("body[data-polls]", timeout=10_000)
-            page.screenshot(path=str(HERE / f"public-ticket-{size}.png"))
+        page.goto(f"{live_server}/t/{public_id}?lang={lang}")
+        page.wait_for_selector("body[data-status='waiting']", timeout=10_000)
+        page.screenshot(path=str(HERE / f"public-ticket-{size}.png"))
 
         page.goto(f"{live_server}/staff/console?lang={lang}")
         sign_in(page, site.clerk)

@@ -52,10 +52,6 @@
     } catch (error) { return iso; }
   }
 
-  function minutesSince(iso) {
-    return Math.max(0, Math.floor((Date.now() - new Date(iso).getTime()) / 60000));
-  }
-
   function clock(seconds) {
     var m = Math.floor(seconds / 60);
     var s = seconds % 60;
@@ -95,7 +91,7 @@
     }).then(function (results) {
       state.centre = results[0];
       state.timezone = results[0].timezone;
-      state.services = results[1].services || [];
+      state.services = results[1].services;
       fillOpenForm();
       if (state.counterId) { return showDesk(); }
       show("open");
@@ -128,7 +124,7 @@
   function fillTransfer(current) {
     var transfer = el("transfer-service");
     transfer.textContent = "";
-    var own = current ? (current.current_service || current.service) : null;
+    var own = current ? current.service : null;
     state.services.forEach(function (service) {
       if (service.code === own) { return; } // a ticket is never transferred to the queue it is in
       var option = document.createElement("option");
@@ -144,20 +140,14 @@
     return refreshDesk();
   }
 
-  // A counter's pause, as the counter's state answer gives it (`paused`/`pause_reason`, or `state` and `pause`).
-  function pauseOf(desk) {
-    var paused = Boolean(desk.paused) || desk.state === "paused" || Boolean(desk.pause && desk.pause.reason);
-    var reason = desk.pause_reason || (desk.pause && desk.pause.reason) || "";
-    return { paused: paused, reason: reason };
-  }
-
+  // `desk` is GET /staff/counters/{id} (CounterStateSchema in queue/schemas.py); its `current` a TicketSchema.
   function renderCurrent(desk) {
     var current = desk.current;
-    var pause = pauseOf(desk);
+    var paused = desk.paused;
     var status = current ? current.status : null;
     el("current-number").textContent = current ? current.number : "—";
-    if (pause.paused) {
-      el("current-status").textContent = fill(T.paused, { reason: T.reasons[pause.reason] || pause.reason });
+    if (paused) {
+      el("current-status").textContent = fill(T.paused, { reason: T.reasons[desk.pause_reason] || desk.pause_reason });
     } else if (current) {
       el("current-status").textContent = T[current.status] || current.status;
     } else {
@@ -165,26 +155,23 @@
     }
     el("current-details").hidden = !current;
     if (current) {
-      var codes = current.services && current.services.length ? current.services : [current.service];
-      el("d-services").textContent = codes.map(serviceName).join(" ← ");
+      el("d-services").textContent = serviceName(current.service);
       el("d-marks").textContent = "";
       el("d-marks").appendChild(marks(current));
-      el("d-party").textContent = current.party_size ? String(current.party_size) : "";
-      el("d-party").parentNode.hidden = !current.party_size;  // only where tickets carry a party
       var waitedUntil = current.called_at ? new Date(current.called_at).getTime() : Date.now();
       el("d-waited").textContent = fill(T.minutes, { m: Math.max(0, Math.floor((waitedUntil - new Date(current.issued_at).getTime()) / 60000)) });
-      el("d-booking").textContent = current.booking_reference || (current.booking && current.booking.reference) || "—";
+      el("d-booking").textContent = current.booking_id === null ? "—" : "#" + current.booking_id;
     }
-    el("call-next").disabled = status === "called" || status === "serving" || pause.paused;
+    el("call-next").disabled = status === "called" || status === "serving" || paused;
     el("recall").disabled = status !== "called";
     el("start").disabled = status !== "called";
     el("no-show").disabled = status !== "called";
     el("complete").disabled = !status;
     el("transfer").disabled = !status;
-    el("paused-badge").hidden = !pause.paused;
-    el("pause").hidden = pause.paused;
-    el("resume").hidden = !pause.paused;
-    document.body.dataset.paused = pause.paused ? "1" : "0";
+    el("paused-badge").hidden = !paused;
+    el("pause").hidden = paused;
+    el("resume").hidden = !paused;
+    document.body.dataset.paused = paused ? "1" : "0";
     fillTransfer(current);
     tickTimer();
   }
@@ -209,60 +196,34 @@
       li.appendChild(marks(ticket));
       var name = document.createElement("span");
       name.className = "service";
-      name.textContent = serviceName(ticket.service) + (ticket.party_size > 1 ? " ×" + ticket.party_size : "");
+      name.textContent = serviceName(ticket.service);
       li.appendChild(name);
-      if (ticket.issued_at) {
-        var waited = document.createElement("span");
-        waited.className = "waited";
-        waited.textContent = fill(T.minutes, { m: minutesSince(ticket.issued_at) });
-        li.appendChild(waited);
-      }
       list.appendChild(li);
     });
   }
 
-  // One entry of GET /staff/centres/{id}/counters, read the same whatever its exact shape.
-  function floorEntry(entry) {
-    var counter = entry.counter && typeof entry.counter === "object" ? entry.counter : entry;
-    var state = entry.state || (!entry.open ? "closed" : entry.paused ? "paused" : entry.current ? "serving" : "open");
-    var clerk = entry.clerk_name || (entry.clerk && (entry.clerk.full_name || entry.clerk.name)) || (typeof entry.clerk === "string" ? entry.clerk : "");
-    var current = entry.current || entry.ticket || null;
-    if (!current && entry.current_number) { current = { number: entry.current_number, service: entry.current_service }; }
-    return {
-      id: counter.id !== undefined ? counter.id : (entry.counter_id !== undefined ? entry.counter_id : entry.id),
-      name: (lang === "ar" ? counter.name_ar : counter.name_en) || String(counter.number || ""),
-      state: state,
-      clerk: clerk,
-      current: current,
-      reason: entry.pause_reason || (entry.pause && entry.pause.reason) || "",
-      since: entry.since || null
-    };
-  }
-
-  function renderFloor(counters, calls) {
+  // `floor` is GET /staff/centres/{id}/counters (FloorSchema); `calls` the queue snapshot's recent calls.
+  function renderFloor(floor, calls) {
     var list = el("counters");
     list.textContent = "";
-    var entries = Array.isArray(counters) ? counters : ((counters && counters.counters) || []);
-    entries.map(floorEntry).forEach(function (entry) {
+    floor.counters.forEach(function (entry) {
       if (String(entry.id) === String(state.counterId)) { return; }
       var li = document.createElement("li");
       li.dataset.counter = entry.id;
       li.dataset.state = entry.state;
       li.className = entry.state;
-      var text = entry.name + ": ";
+      var text = (lang === "ar" ? entry.name_ar : entry.name_en) + ": ";
       if (entry.state === "closed") { text += T.free; }
-      else if (entry.state === "paused") { text += T.pausedShort + (entry.reason ? " (" + (T.reasons[entry.reason] || entry.reason) + ")" : ""); }
+      else if (entry.state === "paused") { text += T.pausedShort + " (" + (T.reasons[entry.pause_reason] || entry.pause_reason) + ")"; }
       else if (entry.current) {
-        var number = entry.current.number || entry.current;
-        var service = entry.current.service || entry.current.service_code;
-        text += number + (service ? " · " + serviceName(service) : "") + (entry.current.status ? " · " + (T[entry.current.status] || entry.current.status) : "");
-      } else { text += entry.state === "serving" ? T.servingShort : T.open; }
+        text += entry.current.number + " · " + serviceName(entry.current.service) + " · " + (T[entry.current.status] || entry.current.status);
+      } else { text += T.open; }
       if (entry.since) { text += " · " + localTime(entry.since); }
       li.textContent = text;
-      if (entry.clerk) {
+      if (entry.clerk_name) {
         var who = document.createElement("bdi");
         who.className = "clerk";
-        who.textContent = entry.clerk;
+        who.textContent = entry.clerk_name;
         li.appendChild(document.createTextNode(" — "));
         li.appendChild(who);
       }
@@ -270,7 +231,7 @@
     });
     var recent = el("calls");
     recent.textContent = "";
-    (calls || []).slice(0, 6).forEach(function (call) {
+    calls.slice(0, 6).forEach(function (call) {
       var li = document.createElement("li");
       var number = document.createElement("span");
       number.className = "num";
@@ -287,8 +248,8 @@
     var centre = encodeURIComponent(state.account.centre_id);
     return Promise.all([
       session.request("GET", "/staff/counters/" + state.counterId),
-      session.request("GET", "/staff/centres/" + centre + "/counters").catch(function () { return []; }),
-      session.request("GET", "/centres/" + centre + "/queue").catch(function () { return {}; })
+      session.request("GET", "/staff/centres/" + centre + "/counters"),
+      session.request("GET", "/centres/" + centre + "/queue")
     ]).then(function (results) {
       var desk = results[0];
       if (!desk.open) { keepCounter(null); show("open"); return; }
@@ -340,10 +301,9 @@
       return showDesk();
     }).catch(function (error) {
       if (error.code === "counter_taken") {
-        var details = error.details || {};
-        var holder = details.held_by;
-        var who = (holder && typeof holder === "object" ? (holder.full_name || holder.name || holder.account_id) : holder) || details.full_name || details.account_id || "";
-        el("taken-text").textContent = fill(T.taken, { who: who, since: details.since ? localTime(details.since) : "" });
+        // details: {held_by (the clerk's name), held_by_account_id, since}
+        var details = error.details;
+        el("taken-text").textContent = fill(T.taken, { who: details.held_by, since: localTime(details.since) });
         el("taken").hidden = false;
         el("force").hidden = state.account.role !== "supervisor";
       }

@@ -86,12 +86,6 @@
     return button ? button.querySelector(".name").textContent : code;
   }
 
-  function ticketServices(ticket) {
-    // A one-stop visit may hold several services (codes, or objects with a code); else the one service.
-    var list = Array.isArray(ticket.services) && ticket.services.length ? ticket.services : [ticket.service];
-    return list.map(function (s) { return typeof s === "string" ? s : (s && (s.code || s.service)); }).filter(Boolean);
-  }
-
   function showClosed(opensAt) {
     el("choose").hidden = true;
     el("ticket-view").hidden = true;
@@ -138,7 +132,7 @@
 
   function printTicket() {
     var qr = el("t-qr");
-    var ready = qr.hidden || qr.complete ? Promise.resolve() : new Promise(function (resolve) {
+    var ready = qr.complete ? Promise.resolve() : new Promise(function (resolve) {
       qr.addEventListener("load", resolve, { once: true });
       qr.addEventListener("error", resolve, { once: true });
     });
@@ -154,28 +148,20 @@
   function showTicket(ticket, checkedIn) {
     stopScan();
     el("t-number").textContent = ticket.number;
-    el("t-services").textContent = ticketServices(ticket).map(serviceName).join(" + ");
+    el("t-services").textContent = serviceName(ticket.service);
     var position = ticket.position;
-    el("t-position").textContent = position === null || position === undefined ? "—" : String(position);
-    el("t-wait").textContent = ticket.estimated_wait_minutes === null || ticket.estimated_wait_minutes === undefined
-      ? "—" : (position === 1 && !ticket.estimated_wait_minutes ? T.next : fill(T.wait, { m: ticket.estimated_wait_minutes }));
-    el("t-issued").textContent = ticket.issued_at ? localTime(ticket.issued_at) : "";
+    var minutes = ticket.estimated_wait_minutes;
+    el("t-position").textContent = position === null ? "—" : String(position);
+    el("t-wait").textContent = minutes === null ? "—" : (position === 1 && !minutes ? T.next : fill(T.wait, { m: minutes }));
+    el("t-issued").textContent = localTime(ticket.issued_at);
     var marks = [];
     if (checkedIn) { marks.push(T.checkedIn); }
     if (ticket.vulnerable) { marks.push(el("vulnerable").querySelector("span:last-child").textContent); }
     el("t-marks").textContent = marks.join(" · ");
     el("t-marks").hidden = !marks.length;
-    var qr = el("t-qr");
-    if (ticket.public_id) {
-      qr.src = "/t/" + encodeURIComponent(ticket.public_id) + "/qr.svg";
-      qr.hidden = false;
-      el("t-scan").hidden = false;
-      body.dataset.publicId = ticket.public_id;
-    } else {
-      qr.removeAttribute("src");
-      qr.hidden = true;
-      el("t-scan").hidden = true;
-    }
+    // The QR code is the address of the ticket's public page, /t/{public_id}.
+    el("t-qr").src = "/t/" + encodeURIComponent(ticket.public_id) + "/qr.svg";
+    body.dataset.publicId = ticket.public_id;
     el("choose").hidden = true;
     el("ticket-view").hidden = false;
     body.dataset.state = "ticket";

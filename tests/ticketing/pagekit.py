@@ -1,4 +1,4 @@
-"""Helpers for the floor pages' browser tests: sign-in, the printed ticket's PDF, the API they wait for."""
+"""Helpers for the floor pages' browser tests: sign-in and the printed ticket's PDF."""
 
 from __future__ import annotations
 
@@ -14,21 +14,6 @@ import pytest
 from tests.factories import PASSWORD
 
 MM_PER_POINT = 25.4 / 72
-
-
-def _shape(rule: str) -> str:
-    return re.sub(r"<[^>]+>", "<>", rule)
-
-
-def has_route(app, rule: str) -> bool:
-    """Whether the app serves this URL rule, whatever its converters (`/api/v1/public-tickets/<id>`)."""
-    return any(_shape(r.rule) == _shape(rule) for r in app.url_map.iter_rules())
-
-
-def needs_route(app, rule: str, what: str) -> None:
-    """Skip a test whose page needs an endpoint this build does not serve yet (the floor API, issue 12)."""
-    if not has_route(app, rule):
-        pytest.skip(f"needs {what} ({rule})")
 
 
 def sign_in(page, account) -> None:

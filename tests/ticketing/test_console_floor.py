@@ -6,11 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.ticketing.pagekit import needs_route, sign_in
+from tests.ticketing.pagekit import sign_in
 
 ALL_DAY = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-PAUSE_API = "/api/v1/staff/counters/<int:counter_id>/pause"
-COUNTERS_API = "/api/v1/staff/centres/<string:centre_id>/counters"
 
 
 def open_console(browser, live_server, account):
@@ -28,8 +26,7 @@ def choose_counter(page, counter_id: int, service_code: str) -> None:
 
 
 @pytest.mark.browser
-def test_a_held_counter_is_refused_then_a_supervisor_takes_it_over(kit, app, live_server, browser):
-    needs_route(app, PAUSE_API, "the floor API (counter_taken, pause)")
+def test_a_held_counter_is_refused_then_a_supervisor_takes_it_over(kit, live_server, browser):
     site = kit.site(weekly_hours=ALL_DAY)
     with httpx.Client(base_url=live_server + "/api/v1", timeout=10) as api:
         held = api.post(
@@ -54,27 +51,41 @@ def test_a_held_counter_is_refused_then_a_supervisor_takes_it_over(kit, app, liv
     page.click("#force")
     page.wait_for_selector("#desk:not([hidden])", timeout=10_000)
     page.close()
+    with httpx.Client(base_url=live_server + "/api/v1", timeout=10) as api:
+        floor = api.get(
+            f"/staff/centres/{site.centre.id}/counters", headers=site.headers["supervisor"]
+        ).json()
+    taken = next(c for c in floor["counters"] if c["id"] == site.counters[0])
+    assert (taken["state"], taken["account_id"]) == ("open", site.supervisor.id)
+
+
+def wait_estimate(api, ticket) -> int:
+    return api.get(f"/public-tickets/{ticket['public_id']}").json()["estimated_wait_minutes"]
 
 
 @pytest.mark.browser
-def test_pause_with_a_reason_and_the_other_counters_state(kit, app, live_server, browser):
-    needs_route(app, PAUSE_API, "the floor API (pause)")
-    needs_route(app, COUNTERS_API, "the floor API (counters)")
+def test_pause_with_a_reason_and_the_other_counters_state(kit, live_server, browser):
     site = kit.site(weekly_hours=ALL_DAY)
     with httpx.Client(base_url=live_server + "/api/v1", timeout=10) as api:
         api.post(
             f"/staff/counters/{site.counters[1]}/open",
-            json={"services": [site.passport.code]},
+            json={"services": [site.passport.code, site.other.code]},
             headers=site.headers["clerk2"],
         )
+        tickets = [
+            api.post(
+                f"/centres/{site.centre.id}/tickets", json={"service": site.other.code}, headers=site.kiosk
+            ).json()
+            for _ in range(3)
+        ]
         page = open_console(browser, live_server, site.clerk)
         choose_counter(page, site.counters[0], site.other.code)
         page.wait_for_selector("#desk:not([hidden])", timeout=10_000)
         assert page.text_content("#call-next kbd") == "N"  # shortcuts are shown on the buttons
-        page.wait_for_selector(
-            f"#counters li[data-counter='{site.counters[1]}'][data-state='open']", timeout=5_000
-        )
-        assert site.clerk2.full_name in page.text_content(f"#counters li[data-counter='{site.counters[1]}']")
+        other = f"#counters li[data-counter='{site.counters[1]}']"
+        page.wait_for_selector(f"{other}[data-state='open']", timeout=5_000)
+        assert site.clerk2.full_name in page.text_content(other)
+        both_working = wait_estimate(api, tickets[2])  # two ahead, two counters
 
         page.select_option("#pause-reason", "prayer")
         page.evaluate("document.activeElement.blur()")  # shortcuts do not fire while a field has focus
@@ -83,13 +94,24 @@ def test_pause_with_a_reason_and_the_other_counters_state(kit, app, live_server,
         assert "Prayer" in page.text_content("#current-status")
         assert page.is_disabled("#call-next")
         floor = api.get(f"/staff/centres/{site.centre.id}/counters", headers=site.headers["clerk"]).json()
-        assert "paused" in str(floor)
+        paused = next(c for c in floor["counters"] if c["id"] == site.counters[0])
+        assert (paused["state"], paused["pause_reason"]) == ("paused", "prayer")
+        # A paused counter shortens no wait: the third visitor's estimate is that of one counter.
+        assert both_working > 0 and wait_estimate(api, tickets[2]) == 2 * both_working
+        # The other clerk's console shows this counter paused, with its reason.
+        watcher = open_console(browser, live_server, site.clerk2)
+        choose_counter(watcher, site.counters[1], site.other.code)  # back at their own counter
+        mine = f"#counters li[data-counter='{site.counters[0]}']"
+        watcher.wait_for_selector(f"{mine}[data-state='paused']", timeout=10_000)
+        assert "Prayer" in watcher.text_content(mine) and site.clerk.full_name in watcher.text_content(mine)
+        watcher.close()
+
         page.click("#resume")
         page.wait_for_selector("#paused-badge[hidden]", state="attached", timeout=5_000)
         assert not page.is_disabled("#call-next")
+        assert wait_estimate(api, tickets[2]) == both_working
 
         # A called visitor who does not come: the no-show asks first (Escape keeps the ticket).
-        api.post(f"/centres/{site.centre.id}/tickets", json={"service": site.other.code}, headers=site.kiosk)
         page.keyboard.press("n")
         page.wait_for_function(
             "document.getElementById('current-number').textContent === 'C-001'", timeout=5_000
