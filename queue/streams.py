@@ -41,6 +41,10 @@ PATTERN = "centre:*:queue"
 LEASE_SECONDS = 60  # a screen's place in the cross-worker count lapses unless its worker renews it
 RENEW_SECONDS = 20
 SCREEN_BUFFER = 256  # events a slow screen may fall behind before it is ended (and resumes)
+# How long a worker remembers that Redis refused an address (or every anonymous screen) across workers, so
+# that the gate (gate.py) refuses the next ones from memory: a place freed in another worker is seen by the
+# gate at most this late (Flask's own check, in Redis, stays exact).
+REFUSAL_MEMORY_SECONDS = 2.0
 _END = object()
 
 
@@ -54,6 +58,14 @@ class StreamsFull(AppError):
     status = 503
     code = "unavailable"
     message = _l("Too many live screens are open. Try again in a moment.")
+
+
+def _from_address() -> StreamsFromAddress:
+    return StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+
+
+def _full(reason: str) -> StreamsFull:
+    return StreamsFull(headers={"Retry-After": "30"}, details={"reason": reason})
 
 
 # Open a screen's place under the cross-worker caps, or say which cap it would pass.
@@ -112,6 +124,7 @@ class StreamHub:
         self._screens: dict[str, set[Screen]] = {}
         self._by_address: dict[str, int] = {}
         self._count = 0
+        self._refused_until: dict[str, float] = {}  # address (or ANONYMOUS_KEY) → monotonic time
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.subscribed = threading.Event()
@@ -123,10 +136,9 @@ class StreamHub:
         self._ensure_listener()
         screen = Screen(centre_id, address, exempt, f"{self.worker}:{next(self._numbers)}")
         with self._lock:
-            if self._count >= self.per_worker:
-                raise StreamsFull(headers={"Retry-After": "30"}, details={"reason": "worker_full"})
-            if not exempt and self._by_address.get(address, 0) >= self.per_address:
-                raise StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+            refused = self._over_local_cap(address, exempt=exempt)
+            if refused is not None:
+                raise refused
             self._count += 1
             if not exempt:
                 self._by_address[address] = self._by_address.get(address, 0) + 1
@@ -139,6 +151,29 @@ class StreamHub:
                 raise
         return screen
 
+    def _over_local_cap(self, address: str, *, exempt: bool) -> AppError | None:
+        if self._count >= self.per_worker:
+            return _full("worker_full")
+        if not exempt and self._by_address.get(address, 0) >= self.per_address:
+            return _from_address()
+        return None
+
+    def refusal_from_memory(self, address: str) -> AppError | None:
+        """The refusal an anonymous screen from `address` would get, from this worker's memory alone.
+
+        No Redis, no lock: the gate asks this before Flask. Its own counts, plus what Redis answered in the
+        last REFUSAL_MEMORY_SECONDS (with 2 workers, no worker alone holds an address's cap).
+        """
+        refused = self._over_local_cap(address, exempt=False)
+        if refused is not None:
+            return refused
+        now = time.monotonic()
+        if self._refused_until.get(address, 0.0) > now:
+            return _from_address()
+        if self._refused_until.get(ANONYMOUS_KEY, 0.0) > now:
+            return _full("anonymous_full")
+        return None
+
     def _count_in_redis(self, screen: Screen) -> None:
         now = time.time()
         try:
@@ -150,11 +185,21 @@ class StreamHub:
         except redis.RedisError:  # counted in this worker only until Redis is back
             log.warning("stream caps counted per worker: Redis unreachable")
             return
+        if refused:
+            self._remember_refusal(ANONYMOUS_KEY if refused == 2 else screen.address)
         if refused == 1:
-            raise StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+            raise _from_address()
         if refused == 2:
-            raise StreamsFull(headers={"Retry-After": "30"}, details={"reason": "anonymous_full"})
+            raise _full("anonymous_full")
         screen.counted_in_redis = True
+
+    def _remember_refusal(self, key: str) -> None:
+        now = time.monotonic()
+        if len(self._refused_until) > 10_000:  # a flood from many addresses must not grow it for ever
+            for key_seen, until in list(self._refused_until.items()):
+                if until <= now:
+                    self._refused_until.pop(key_seen, None)
+        self._refused_until[key] = now + REFUSAL_MEMORY_SECONDS
 
     def close(self, screen: Screen) -> None:
         """The screen went away: free its places."""
@@ -178,6 +223,9 @@ class StreamHub:
             if not screens:
                 del self._screens[screen.centre_id]
             self._count -= 1
+            if screen.counted_in_redis:  # a place is free again across workers
+                self._refused_until.pop(screen.address, None)
+                self._refused_until.pop(ANONYMOUS_KEY, None)
             if not screen.exempt:
                 left = self._by_address.get(screen.address, 1) - 1
                 if left > 0:
