@@ -10,8 +10,8 @@ Redis, the display token). A request carrying a display token always goes throug
 from __future__ import annotations
 
 import json
-import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,7 +25,7 @@ from app.errors import AppError, envelope
 from app.metrics import count_refusal
 from app.tokens import DISPLAY_TOKEN_PREFIX
 
-from .streams import StreamHub
+from .streams import get_hub
 
 # The route of `ticketing.routes.queue_stream`, under the API blueprint's prefix.
 STREAM_PATH = re.compile(r"/api/v1/centres/[^/]+/queue/stream")
@@ -41,26 +41,41 @@ class StreamGate:
         self.app = app
         self.wsgi_app = wsgi_app
         self.default_language = str(app.config.get("BABEL_DEFAULT_LOCALE") or "ar")
+        # Anonymous stream requests inside Flask now (this process), by address and in all.
+        self._arriving: dict[str, int] = {}
+        self._arriving_total = 0
+        self._lock = threading.Lock()
         # Rendered once per (refusal, reason, language): a refusal costs a dict look-up, not an app context.
         self._bodies: dict[tuple[str, str, str], bytes] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if (
+        if not (
             environ.get("REQUEST_METHOD") in ("GET", "HEAD")
             and STREAM_PATH.fullmatch(environ.get("PATH_INFO", ""))
             and not carries_display_token(environ)
         ):
-            hub = self._hub()
-            if hub is not None:
-                refused = hub.refusal_from_memory(environ.get("REMOTE_ADDR") or "unknown")
-                if refused is not None:
-                    return self._refuse(refused, environ, start_response)
-        return self.wsgi_app(environ, start_response)
-
-    def _hub(self) -> StreamHub | None:
-        """This worker's hub, if it has one (no hub yet: no screen is open here, nothing to refuse)."""
-        hub = self.app.extensions.get("queue_stream_hub")
-        return hub if hub is not None and hub.pid == os.getpid() else None
+            return self.wsgi_app(environ, start_response)
+        address = environ.get("REMOTE_ADDR") or "unknown"
+        refused = get_hub(self.app).refusal_from_memory(
+            address, arriving_from_address=self._arriving.get(address, 0), arriving=self._arriving_total
+        )
+        if refused is not None:
+            return self._refuse(refused, environ, start_response)
+        # Counted until Flask has answered (the screen is then open, or refused): 2,000 connections arriving
+        # at once must not all pass before the first of them is counted.
+        with self._lock:
+            self._arriving[address] = self._arriving.get(address, 0) + 1
+            self._arriving_total += 1
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            with self._lock:
+                self._arriving_total -= 1
+                left = self._arriving.get(address, 1) - 1
+                if left > 0:
+                    self._arriving[address] = left
+                else:
+                    self._arriving.pop(address, None)
 
     def _refuse(self, error: AppError, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         language = self.language(environ)

@@ -158,15 +158,19 @@ class StreamHub:
             return _from_address()
         return None
 
-    def refusal_from_memory(self, address: str) -> AppError | None:
+    def refusal_from_memory(
+        self, address: str, *, arriving_from_address: int = 0, arriving: int = 0
+    ) -> AppError | None:
         """The refusal an anonymous screen from `address` would get, from this worker's memory alone.
 
-        No Redis, no lock: the gate asks this before Flask. Its own counts, plus what Redis answered in the
-        last REFUSAL_MEMORY_SECONDS (with 2 workers, no worker alone holds an address's cap).
+        No Redis, no lock: the gate asks this before Flask. Its screens plus those still `arriving` (inside
+        Flask, not yet open), and what Redis answered in the last REFUSAL_MEMORY_SECONDS (with 2 workers,
+        no worker alone holds an address's cap).
         """
-        refused = self._over_local_cap(address, exempt=False)
-        if refused is not None:
-            return refused
+        if self._count + arriving >= self.per_worker:
+            return _full("worker_full")
+        if self._by_address.get(address, 0) + arriving_from_address >= self.per_address:
+            return _from_address()
         now = time.monotonic()
         if self._refused_until.get(address, 0.0) > now:
             return _from_address()

@@ -137,6 +137,44 @@ def test_a_refusal_across_workers_is_remembered_briefly_then_flask_decides_again
         other_worker.stop()
 
 
+def test_requests_still_inside_flask_count_so_a_burst_cannot_all_pass_at_once(gated):
+    """2,000 connections arriving together: each one let through is counted until Flask has answered."""
+    app, _ = gated
+    centre = _centre(app)
+    _hub(app).open(centre.id, ADDRESS, exempt=False)  # one of the 2 places held
+    seen = []
+
+    def flask_still_busy(environ, start_response):  # while this one is inside Flask, the next arrives
+        seen.append(environ["REMOTE_ADDR"])
+        if len(seen) == 1:
+            nested = _call(front, _environ(centre.id, ADDRESS))
+            assert nested[0].startswith("429")
+            other = _call(front, _environ(centre.id, "10.9.9.9"))  # another address is not held back
+            assert other[0].startswith("200")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    front = gate.StreamGate(app, flask_still_busy)
+    assert _call(front, _environ(centre.id, ADDRESS))[0].startswith("200")
+    assert seen == [ADDRESS, "10.9.9.9"]
+    assert front._arriving == {} and front._arriving_total == 0
+    assert _call(front, _environ(centre.id, ADDRESS))[0].startswith("200")  # its turn has passed
+
+
+def _environ(centre_id: str, address: str) -> dict:
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path=_path(centre_id)).get_environ()
+    environ["REMOTE_ADDR"] = address
+    return environ
+
+
+def _call(wsgi_app, environ) -> list:
+    started = []
+    body = b"".join(wsgi_app(environ, lambda status, headers: started.append(status)))
+    return [*started, body]
+
+
 def test_under_the_caps_and_other_paths_are_untouched(gated):
     app, reached = gated
     centre = _centre(app)
