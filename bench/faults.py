@@ -701,18 +701,51 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int, resul
                     redis_clients.append(int(line.split(":")[1]))
             await asyncio.sleep(1)
 
+    late: list[float] = []
+    late_statuses: Counter = Counter()
+
+    async def late_screens() -> None:
+        """Once the burst is answered, one more screen at a time from a capped address, as a screen
+        switched on during the flood would be: the refusal's own latency, without the flood client's queue
+        of its 2,000 connections (which the burst's figures include)."""
+        total = per_address * len(FLOOD_ADDRESSES)
+        while time.monotonic() < hold_until - 4 and sum(outcomes.values()) < total:
+            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(
+            base_url=base, timeout=10, transport=httpx.AsyncHTTPTransport(local_address=FLOOD_ADDRESSES[0])
+        ) as client:
+            for _ in range(20):
+                if time.monotonic() >= hold_until - 0.5:
+                    break
+                t0 = time.monotonic()
+                try:
+                    async with client.stream("GET", "/api/v1/centres/amman-muqabalain/queue/stream") as r:
+                        late_statuses[r.status_code] += 1
+                        if r.status_code == 200:  # a place had freed: give it back at once
+                            continue
+                        await r.aread()
+                    late.append(time.monotonic() - t0)
+                except httpx.HTTPError as error:
+                    late_statuses[type(error).__name__] += 1
+                await asyncio.sleep(0.05)
+
     def record() -> None:
         result.update(
             streams=per_address * len(FLOOD_ADDRESSES),
             outcomes={str(k): v for k, v in outcomes.items()},
             refusal_p50_seconds=pct(refusal_seconds, 50),
             refusal_p99_seconds=pct(refusal_seconds, 99),
+            late_screens={str(k): v for k, v in late_statuses.items()},
+            late_refusal_p50_ms=_ms(pct(late, 50)),
+            late_refusal_max_ms=_ms(max(late)) if late else None,
             redis_clients_max=max(redis_clients) if redis_clients else None,
         )
 
     try:
         await asyncio.wait_for(
-            asyncio.gather(sample_redis(), *(one(c) for c in clients for _ in range(per_address))),
+            asyncio.gather(
+                sample_redis(), late_screens(), *(one(c) for c in clients for _ in range(per_address))
+            ),
             timeout=seconds + 40,
         )
     except TimeoutError:
