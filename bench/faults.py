@@ -386,6 +386,7 @@ class Harness:
         async with httpx.AsyncClient(base_url=self.base, timeout=15, limits=limits) as client:
             surge = asyncio.create_task(self._surge(client, citizens, stats, received, surge_end, give_up))
             await asyncio.sleep(self.args.fault_after)
+            cpu_before = self.worker_cpu_seconds()
             if name == "streams_2000":
                 flood_args = (
                     self.base,
@@ -409,10 +410,29 @@ class Harness:
             flood.join(timeout=10)
             if flood.is_alive():
                 flood.terminate()  # our child process
+        cpu_used = self.worker_cpu_seconds() - cpu_before
         stop.set()
         probe = await asyncio.to_thread(probe_out.get, True, 30)
         prober.join(timeout=10)
-        return self._measure(name, citizens, stats, received, probe, fault_started, fault_back, flood_result)
+        result = self._measure(
+            name, citizens, stats, received, probe, fault_started, fault_back, flood_result
+        )
+        # What the app's workers spent from the fault to the end of the surge (a restarted worker's share
+        # before its death is not counted): beside the baseline's, what the fault cost the server.
+        result["worker_cpu_seconds"] = round(cpu_used, 2)
+        return result
+
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU of the gunicorn workers (our children), from /proc."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.workers():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a worker restarted in between
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
 
     async def _surge(self, client, citizens, stats, received, surge_end: float, give_up: float) -> None:
         tasks = []
