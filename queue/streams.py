@@ -42,8 +42,8 @@ LEASE_SECONDS = 60  # a screen's place in the cross-worker count lapses unless i
 RENEW_SECONDS = 20
 SCREEN_BUFFER = 256  # events a slow screen may fall behind before it is ended (and resumes)
 # How long a worker remembers that Redis refused an address (or every anonymous screen) across workers, so
-# that the gate (gate.py) refuses the next ones from memory: a place freed in another worker is seen by the
-# gate at most this late (Flask's own check, in Redis, stays exact).
+# that the gate (gate.py) refuses the next ones from memory; after that one request at a time asks Redis
+# again, so a place freed in another worker is seen at most this late (Flask's check, in Redis, stays exact).
 REFUSAL_MEMORY_SECONDS = 2.0
 _END = object()
 
@@ -164,17 +164,20 @@ class StreamHub:
         """The refusal an anonymous screen from `address` would get, from this worker's memory alone.
 
         No Redis, no lock: the gate asks this before Flask. Its screens plus those still `arriving` (inside
-        Flask, not yet open), and what Redis answered in the last REFUSAL_MEMORY_SECONDS (with 2 workers,
-        no worker alone holds an address's cap).
+        Flask, not yet open), and what Redis answered across workers (with 2 workers no worker alone holds
+        an address's cap): refused there in the last REFUSAL_MEMORY_SECONDS → refused here; refused before
+        that, and no place seen freed since → one request at a time goes on to ask Redis again.
         """
         if self._count + arriving >= self.per_worker:
             return _full("worker_full")
         if self._by_address.get(address, 0) + arriving_from_address >= self.per_address:
             return _from_address()
         now = time.monotonic()
-        if self._refused_until.get(address, 0.0) > now:
+        until = self._refused_until.get(address)
+        if until is not None and (until > now or arriving_from_address):
             return _from_address()
-        if self._refused_until.get(ANONYMOUS_KEY, 0.0) > now:
+        until = self._refused_until.get(ANONYMOUS_KEY)
+        if until is not None and (until > now or arriving):
             return _full("anonymous_full")
         return None
 
@@ -196,6 +199,8 @@ class StreamHub:
         if refused == 2:
             raise _full("anonymous_full")
         screen.counted_in_redis = True
+        self._refused_until.pop(screen.address, None)  # there was room, for this address and in all
+        self._refused_until.pop(ANONYMOUS_KEY, None)
 
     def _remember_refusal(self, key: str) -> None:
         now = time.monotonic()

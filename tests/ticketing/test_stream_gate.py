@@ -128,9 +128,14 @@ def test_a_refusal_across_workers_is_remembered_briefly_then_flask_decides_again
         hub = _hub(app)
         lapsed = {key: until - streams.REFUSAL_MEMORY_SECONDS for key, until in hub._refused_until.items()}
         monkeypatch.setattr(hub, "_refused_until", lapsed)
+        # Lapsed: one request at a time goes on to ask Redis (a burst must not all pass to Flask again).
+        assert hub.refusal_from_memory(ADDRESS) is None
+        second = hub.refusal_from_memory(ADDRESS, arriving_from_address=1)
+        assert isinstance(second, streams.StreamsFromAddress)
         response = client.get(_path(centre.id))
         try:
             assert response.status_code == 200 and reached == [1, 1]
+            assert hub._refused_until == {}  # there was room: forgotten
         finally:
             response.close()
     finally:
