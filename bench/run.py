@@ -945,6 +945,9 @@ class Bench:
             out["no_sid"]["worker_cpu_ms_per_request"],
         )
         out["cpu_ratio"] = round(with_sid / without, 3) if with_sid and without else None
+        # The check alone, in this process on the same Redis: smaller than the noise between wrk rounds on
+        # a shared machine, so timed directly too, beside the token checks every request pays anyway.
+        out["in_process_us"] = self.in_app(_time_session_check, kinds["sid"][0])
         return out
 
     def profile(self) -> dict[str, Any]:
@@ -1053,6 +1056,28 @@ class Bench:
         if not self.args.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return 0
+
+
+def _time_session_check(token: str, calls: int = 3000) -> dict[str, float]:
+    """CPU and wall µs per call: the revocation check (one MGET), and the access token's checks (verified
+    once then remembered per worker, so a repeat costs the look-up; the first use costs the HMAC)."""
+    from app.accounts import revocation
+    from app.security import _verify_access_token, decode_access_token
+
+    session_id = decode_access_token(token)["sid"]
+    revocation.is_revoked(session_id)  # the first call may copy the revoked set from the database
+    timed: dict[str, float] = {}
+    for name, check in (
+        ("mget", lambda: revocation.is_revoked(session_id)),
+        ("token_remembered", lambda: decode_access_token(token)),
+        ("token_first_use", lambda: _verify_access_token(token)),
+    ):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            check()
+        timed[f"{name}_cpu"] = round((time.process_time() - cpu) * 1e6 / calls, 1)
+        timed[f"{name}_wall"] = round((time.perf_counter() - wall) * 1e6 / calls, 1)
+    return timed
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -1308,6 +1333,14 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         "ms",
         _get(s, "revocation", "no_sid", "worker_cpu_ms_per_request"),
         "same, token without sid",
+        scenario="revocation",
+    )
+    row(
+        "  the session check alone (one MGET), in-process CPU",
+        _get(s, "revocation", "in_process_us", "mget_cpu"),
+        "µs",
+        _get(s, "revocation", "in_process_us", "token_first_use_cpu"),
+        "a token's first verification",
         scenario="revocation",
     )
     # What each answer costs the app's workers in CPU, next to hello's: independent of the load the
