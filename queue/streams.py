@@ -136,9 +136,10 @@ class StreamHub:
         self._ensure_listener()
         screen = Screen(centre_id, address, exempt, f"{self.worker}:{next(self._numbers)}")
         with self._lock:
-            refused = self._over_local_cap(address, exempt=exempt)
-            if refused is not None:
-                raise refused
+            if self._count >= self.per_worker:
+                raise _full("worker_full")
+            if not exempt and self._by_address.get(address, 0) >= self.per_address:
+                raise _from_address()
             self._count += 1
             if not exempt:
                 self._by_address[address] = self._by_address.get(address, 0) + 1
@@ -150,13 +151,6 @@ class StreamHub:
                 self._forget(screen)
                 raise
         return screen
-
-    def _over_local_cap(self, address: str, *, exempt: bool) -> AppError | None:
-        if self._count >= self.per_worker:
-            return _full("worker_full")
-        if not exempt and self._by_address.get(address, 0) >= self.per_address:
-            return _from_address()
-        return None
 
     def refusal_from_memory(
         self, address: str, *, arriving_from_address: int = 0, arriving: int = 0
