@@ -39,6 +39,9 @@ MODELS = (
 )
 # Domain start-up hooks `init_app(app)` (signal receivers, scheduler jobs, pub/sub).
 DOMAIN_INIT: tuple[str, ...] = ("booking:init_app",)
+# Domain WSGI middleware `wrap(app, wsgi_app) -> wsgi_app`, innermost first, all inside ProxyFix (so each sees
+# the client's address): fast paths that answer before Flask builds a request.
+MIDDLEWARE: tuple[str, ...] = ("ticketing.gate:gate_streams",)
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 
@@ -55,6 +58,7 @@ def create_app(overrides: dict[str, str] | None = None) -> Flask:
     register_commands(app)
     register_hooks(app)
     register_scheduler(app)
+    register_middleware(app, settings)
     return app
 
 
@@ -154,8 +158,6 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["sms_sender"] = build_sender(
         settings.sms_sender, settings.sms_gateway_url, settings.sms_gateway_token
     )
-    if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=1, x_host=1)
     for module_name in MODELS:
         importlib.import_module(module_name)
     for dotted in DOMAIN_INIT:
@@ -237,3 +239,12 @@ def register_scheduler(app: Flask) -> None:
     from app.scheduler import init_app as init_scheduler
 
     init_scheduler(app)
+
+
+def register_middleware(app: Flask, settings: Settings) -> None:
+    """The domains' WSGI middleware around Flask, then ProxyFix outermost (behind a trusted proxy)."""
+    for dotted in MIDDLEWARE:
+        module_name, _, func = dotted.partition(":")
+        app.wsgi_app = getattr(importlib.import_module(module_name), func)(app, app.wsgi_app)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=1, x_host=1)

@@ -2,7 +2,8 @@
 
 An apispec plugin completes each operation as flask-smorest registers it: an `operationId` from the
 Flask endpoint; the refusals it can give (401/403 where it needs a token, 404 where its path names
-something, 422 where it reads input, 429 everywhere: every route has a rate limit), each with the error
+something, 422 where it reads input, 429 everywhere: every route has a rate limit; 503 everywhere: any
+operation can meet an outage), each with the error
 envelope, its codes and one example per code; the `Accept-Language` header; and example request and
 answer bodies built from the schemas. A route adds its own business refusals with `@refusals(...)`.
 """
@@ -26,7 +27,7 @@ STATUS_DESCRIPTIONS = {
     410: "Gone",
     422: "Bad input (`details.fields` names each field) or a business rule refused it",
     429: "Too many requests (`Retry-After` says when to try again)",
-    503: "A service it depends on is unavailable; try again shortly",
+    503: "A service it depends on is unavailable (`Retry-After` says when to try again)",
 }
 ACCEPT_LANGUAGE = {
     "in": "header",
@@ -45,6 +46,7 @@ GENERIC = {
     "not_found": (404, "Not found."),
     "validation_error": (422, "Some fields are missing or invalid."),
     "rate_limited": (429, "Too many requests. Please wait and try again."),
+    "unavailable": (503, "The service is briefly unavailable. Please try again in a moment."),
 }
 REFUSALS_KEY = "x-refusals"
 
@@ -121,6 +123,9 @@ class ContractPlugin(BasePlugin):
                 add(error.status, error.code, str(error.message))
         for entry in listed:
             add(entry["status"], entry["code"], entry["message"])
+        # Any operation can meet an outage (PostgreSQL unreachable): 503 everywhere, after the
+        # route's own 503s so that their message is the example where there are some.
+        add(503, "unavailable", GENERIC["unavailable"][1])
         responses = operation.setdefault("responses", {})
         for status in sorted(codes):
             described = ", ".join(f"`{code}`" for code in codes[status])

@@ -386,6 +386,7 @@ class Harness:
         async with httpx.AsyncClient(base_url=self.base, timeout=15, limits=limits) as client:
             surge = asyncio.create_task(self._surge(client, citizens, stats, received, surge_end, give_up))
             await asyncio.sleep(self.args.fault_after)
+            cpu_before = self.worker_cpu_seconds()
             if name == "streams_2000":
                 flood_args = (
                     self.base,
@@ -409,10 +410,29 @@ class Harness:
             flood.join(timeout=10)
             if flood.is_alive():
                 flood.terminate()  # our child process
+        cpu_used = self.worker_cpu_seconds() - cpu_before
         stop.set()
         probe = await asyncio.to_thread(probe_out.get, True, 30)
         prober.join(timeout=10)
-        return self._measure(name, citizens, stats, received, probe, fault_started, fault_back, flood_result)
+        result = self._measure(
+            name, citizens, stats, received, probe, fault_started, fault_back, flood_result
+        )
+        # What the app's workers spent from the fault to the end of the surge (a restarted worker's share
+        # before its death is not counted): beside the baseline's, what the fault cost the server.
+        result["worker_cpu_seconds"] = round(cpu_used, 2)
+        return result
+
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU of the gunicorn workers (our children), from /proc."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.workers():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a worker restarted in between
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
 
     async def _surge(self, client, citizens, stats, received, surge_end: float, give_up: float) -> None:
         tasks = []
@@ -656,6 +676,8 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int, resul
     import httpx
 
     per_address = streams // len(FLOOD_ADDRESSES)
+    started, cpu_started = time.monotonic(), time.process_time()
+    answered: list[float] = []  # when each of the burst's answers arrived, from the start
     outcomes: Counter = Counter()
     refusal_seconds: list[float] = []
     hold_until = time.monotonic() + seconds
@@ -678,6 +700,7 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int, resul
         try:
             async with client.stream("GET", "/api/v1/centres/amman-muqabalain/queue/stream") as r:
                 outcomes[r.status_code] += 1
+                answered.append(time.monotonic() - started)
                 if r.status_code != 200:
                     refusal_seconds.append(time.monotonic() - t0)
                     return
@@ -701,18 +724,55 @@ async def _flood(base: str, streams: int, seconds: float, redis_port: int, resul
                     redis_clients.append(int(line.split(":")[1]))
             await asyncio.sleep(1)
 
+    late: list[float] = []
+    late_statuses: Counter = Counter()
+
+    async def late_screens() -> None:
+        """Once the burst is answered, one more screen at a time from a capped address, as a screen
+        switched on during the flood would be: the refusal's own latency, without the flood client's queue
+        of its 2,000 connections (which the burst's figures include)."""
+        total = per_address * len(FLOOD_ADDRESSES)
+        while time.monotonic() < hold_until - 4 and sum(outcomes.values()) < total:
+            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(
+            base_url=base, timeout=10, transport=httpx.AsyncHTTPTransport(local_address=FLOOD_ADDRESSES[0])
+        ) as client:
+            for _ in range(20):
+                if time.monotonic() >= hold_until - 0.5:
+                    break
+                t0 = time.monotonic()
+                try:
+                    async with client.stream("GET", "/api/v1/centres/amman-muqabalain/queue/stream") as r:
+                        late_statuses[r.status_code] += 1
+                        if r.status_code == 200:  # a place had freed: give it back at once
+                            continue
+                        await r.aread()
+                    late.append(time.monotonic() - t0)
+                except httpx.HTTPError as error:
+                    late_statuses[type(error).__name__] += 1
+                await asyncio.sleep(0.05)
+
     def record() -> None:
         result.update(
             streams=per_address * len(FLOOD_ADDRESSES),
             outcomes={str(k): v for k, v in outcomes.items()},
             refusal_p50_seconds=pct(refusal_seconds, 50),
             refusal_p99_seconds=pct(refusal_seconds, 99),
+            # The burst's answers all arrived within `burst_answered_seconds`; the flood client itself (one
+            # Python process, 2,000 httpx requests) spent `client_cpu_seconds` of CPU on the same cores.
+            burst_answered_seconds=round(max(answered), 2) if answered else None,
+            client_cpu_seconds=round(time.process_time() - cpu_started, 2),
+            late_screens={str(k): v for k, v in late_statuses.items()},
+            late_refusal_p50_ms=_ms(pct(late, 50)),
+            late_refusal_max_ms=_ms(max(late)) if late else None,
             redis_clients_max=max(redis_clients) if redis_clients else None,
         )
 
     try:
         await asyncio.wait_for(
-            asyncio.gather(sample_redis(), *(one(c) for c in clients for _ in range(per_address))),
+            asyncio.gather(
+                sample_redis(), late_screens(), *(one(c) for c in clients for _ in range(per_address))
+            ),
             timeout=seconds + 40,
         )
     except TimeoutError:

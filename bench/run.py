@@ -882,6 +882,74 @@ class Bench:
         out["rate_limited_share"] = round(limited / answers, 4) if answers else None
         return out
 
+    def revocation(self) -> dict[str, Any]:
+        """What the session-revocation check (one Redis MGET per request) costs: `GET /api/v1/me` with
+        tokens that carry a session id (`sid`, checked) against the same tokens without one (not checked).
+
+        Same citizens, same claims otherwise; the two kinds alternate, twice each, so that a change in the
+        shared machine's load falls on both. The figure is worker CPU per request (and its ratio).
+        """
+        import uuid
+
+        from app.tokens import issue_access_token
+
+        ids = self.citizen_ids[:500]
+
+        def mint(with_sid: bool) -> list[str]:
+            return [
+                issue_access_token(
+                    account_id=account_id,
+                    role="citizen",
+                    centre_id=None,
+                    language="ar",
+                    session_id=uuid.uuid4().hex if with_sid else None,
+                )[0]
+                for account_id in ids
+            ]
+
+        kinds = {"no_sid": self.in_app(mint, False), "sid": self.in_app(mint, True)}
+        for kind, tokens in kinds.items():
+            path = self.tmp / f"me_{kind}.txt"
+            path.write_text("\n".join(tokens) + "\n")
+        runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+        clients = self.size["hello_clients"]
+        for round_ in range(3):  # round 0 warms both up (the first sid request copies the revoked set)
+            for kind in kinds:
+                # slots.lua: a GET of BENCH_PATH with a random token of BENCH_TOKENS, statuses counted.
+                r = self.wrk(
+                    f"me_{kind}_{round_}",
+                    "slots.lua",
+                    "/api/v1/me",
+                    connections=clients,
+                    threads=2,
+                    duration=self.size["warmup"] if round_ == 0 else self.size["duration"],
+                    BENCH_TOKENS=str(self.tmp / f"me_{kind}.txt"),
+                    BENCH_PATH="/api/v1/me",
+                )
+                if set(r["stats"]) != {"status_200"}:
+                    raise RuntimeError(f"GET /api/v1/me answered {r['stats']} with {kind} tokens")
+                if round_:
+                    runs[kind].append(r)
+        out: dict[str, Any] = {}
+        for kind, measured in runs.items():
+            requests = sum(r["requests"] for r in measured)
+            cpu = sum(r["worker_cpu_ms_per_request"] * r["requests"] for r in measured)
+            out[kind] = {
+                "rps": round(sum(r["rps"] for r in measured) / len(measured), 1),
+                "worker_cpu_ms_per_request": round(cpu / requests, 3) if requests else None,
+                "each_round_cpu_ms": [r["worker_cpu_ms_per_request"] for r in measured],
+                "latency_ms": measured[-1]["latency_ms"],
+            }
+        with_sid, without = (
+            out["sid"]["worker_cpu_ms_per_request"],
+            out["no_sid"]["worker_cpu_ms_per_request"],
+        )
+        out["cpu_ratio"] = round(with_sid / without, 3) if with_sid and without else None
+        # The check alone, in this process on the same Redis: smaller than the noise between wrk rounds on
+        # a shared machine, so timed directly too, beside the token checks every request pays anyway.
+        out["in_process_us"] = self.in_app(_time_session_check, kinds["sid"][0])
+        return out
+
     def profile(self) -> dict[str, Any]:
         """py-spy on one worker during a month surge, then during availability: where the time goes."""
         spy = shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
@@ -949,6 +1017,7 @@ class Bench:
             self.scenario("pgbench", self.ref_pgbench)  # before gunicorn: its pools hold connections
             self.start_server()
             self.scenario("hello", self.ref_hello)
+            self.scenario("revocation", self.revocation)
             self.scenario("availability", self.availability)
             self.scenario("booking_warmup", self.booking_warmup)
             self.scenario("surge_hot", self.surge_hot)
@@ -987,6 +1056,28 @@ class Bench:
         if not self.args.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return 0
+
+
+def _time_session_check(token: str, calls: int = 3000) -> dict[str, float]:
+    """CPU and wall µs per call: the revocation check (one MGET), and the access token's checks (verified
+    once then remembered per worker, so a repeat costs the look-up; the first use costs the HMAC)."""
+    from app.accounts import revocation
+    from app.security import _verify_access_token, decode_access_token
+
+    session_id = decode_access_token(token)["sid"]
+    revocation.is_revoked(session_id)  # the first call may copy the revoked set from the database
+    timed: dict[str, float] = {}
+    for name, check in (
+        ("mget", lambda: revocation.is_revoked(session_id)),
+        ("token_remembered", lambda: decode_access_token(token)),
+        ("token_first_use", lambda: _verify_access_token(token)),
+    ):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            check()
+        timed[f"{name}_cpu"] = round((time.process_time() - cpu) * 1e6 / calls, 1)
+        timed[f"{name}_wall"] = round((time.perf_counter() - wall) * 1e6 / calls, 1)
+    return timed
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -1236,6 +1327,22 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         "",
         scenario="surge_limits_on",
     )
+    row(
+        "worker CPU per request: GET /me, session checked (sid: Redis MGET)",
+        _get(s, "revocation", "sid", "worker_cpu_ms_per_request"),
+        "ms",
+        _get(s, "revocation", "no_sid", "worker_cpu_ms_per_request"),
+        "same, token without sid",
+        scenario="revocation",
+    )
+    row(
+        "  the session check alone (one MGET), in-process CPU",
+        _get(s, "revocation", "in_process_us", "mget_cpu"),
+        "µs",
+        _get(s, "revocation", "in_process_us", "token_first_use_cpu"),
+        "a token's first verification",
+        scenario="revocation",
+    )
     # What each answer costs the app's workers in CPU, next to hello's: independent of the load the
     # shared cores carry, so this is the figure to compare between runs and machines.
     cpu = results.get("worker_cpu_ms_per_request", {})
@@ -1310,7 +1417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="run only these scenarios (pgbench hello availability "
+        help="run only these scenarios (pgbench hello revocation availability "
         "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on "
         "draw_entries draw_run waitlist_handover)",
     )

@@ -41,6 +41,10 @@ PATTERN = "centre:*:queue"
 LEASE_SECONDS = 60  # a screen's place in the cross-worker count lapses unless its worker renews it
 RENEW_SECONDS = 20
 SCREEN_BUFFER = 256  # events a slow screen may fall behind before it is ended (and resumes)
+# How long a worker remembers that Redis refused an address (or every anonymous screen) across workers, so
+# that the gate (gate.py) refuses the next ones from memory; after that one request at a time asks Redis
+# again, so a place freed in another worker is seen at most this late (Flask's check, in Redis, stays exact).
+REFUSAL_MEMORY_SECONDS = 2.0
 _END = object()
 
 
@@ -54,6 +58,14 @@ class StreamsFull(AppError):
     status = 503
     code = "unavailable"
     message = _l("Too many live screens are open. Try again in a moment.")
+
+
+def _from_address() -> StreamsFromAddress:
+    return StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+
+
+def _full(reason: str) -> StreamsFull:
+    return StreamsFull(headers={"Retry-After": "30"}, details={"reason": reason})
 
 
 # Open a screen's place under the cross-worker caps, or say which cap it would pass.
@@ -112,6 +124,7 @@ class StreamHub:
         self._screens: dict[str, set[Screen]] = {}
         self._by_address: dict[str, int] = {}
         self._count = 0
+        self._refused_until: dict[str, float] = {}  # address (or ANONYMOUS_KEY) → monotonic time
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.subscribed = threading.Event()
@@ -124,9 +137,9 @@ class StreamHub:
         screen = Screen(centre_id, address, exempt, f"{self.worker}:{next(self._numbers)}")
         with self._lock:
             if self._count >= self.per_worker:
-                raise StreamsFull(headers={"Retry-After": "30"}, details={"reason": "worker_full"})
+                raise _full("worker_full")
             if not exempt and self._by_address.get(address, 0) >= self.per_address:
-                raise StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+                raise _from_address()
             self._count += 1
             if not exempt:
                 self._by_address[address] = self._by_address.get(address, 0) + 1
@@ -139,6 +152,29 @@ class StreamHub:
                 raise
         return screen
 
+    def refusal_from_memory(
+        self, address: str, *, arriving_from_address: int = 0, arriving: int = 0
+    ) -> AppError | None:
+        """The refusal an anonymous screen from `address` would get, from this worker's memory alone.
+
+        No Redis, no lock: the gate asks this before Flask. Its screens plus those still `arriving` (inside
+        Flask, not yet open), and what Redis answered across workers (with 2 workers no worker alone holds
+        an address's cap): refused there in the last REFUSAL_MEMORY_SECONDS → refused here; refused before
+        that, and no place seen freed since → one request at a time goes on to ask Redis again.
+        """
+        if self._count + arriving >= self.per_worker:
+            return _full("worker_full")
+        if self._by_address.get(address, 0) + arriving_from_address >= self.per_address:
+            return _from_address()
+        now = time.monotonic()
+        until = self._refused_until.get(address)
+        if until is not None and (until > now or arriving_from_address):
+            return _from_address()
+        until = self._refused_until.get(ANONYMOUS_KEY)
+        if until is not None and (until > now or arriving):
+            return _full("anonymous_full")
+        return None
+
     def _count_in_redis(self, screen: Screen) -> None:
         now = time.time()
         try:
@@ -150,11 +186,23 @@ class StreamHub:
         except redis.RedisError:  # counted in this worker only until Redis is back
             log.warning("stream caps counted per worker: Redis unreachable")
             return
+        if refused:
+            self._remember_refusal(ANONYMOUS_KEY if refused == 2 else screen.address)
         if refused == 1:
-            raise StreamsFromAddress(headers={"Retry-After": "60"}, details={"reason": "per_address"})
+            raise _from_address()
         if refused == 2:
-            raise StreamsFull(headers={"Retry-After": "30"}, details={"reason": "anonymous_full"})
+            raise _full("anonymous_full")
         screen.counted_in_redis = True
+        self._refused_until.pop(screen.address, None)  # there was room, for this address and in all
+        self._refused_until.pop(ANONYMOUS_KEY, None)
+
+    def _remember_refusal(self, key: str) -> None:
+        now = time.monotonic()
+        if len(self._refused_until) > 10_000:  # a flood from many addresses must not grow it for ever
+            for key_seen, until in list(self._refused_until.items()):
+                if until <= now:
+                    self._refused_until.pop(key_seen, None)
+        self._refused_until[key] = now + REFUSAL_MEMORY_SECONDS
 
     def close(self, screen: Screen) -> None:
         """The screen went away: free its places."""
@@ -178,6 +226,9 @@ class StreamHub:
             if not screens:
                 del self._screens[screen.centre_id]
             self._count -= 1
+            if screen.counted_in_redis:  # a place is free again across workers
+                self._refused_until.pop(screen.address, None)
+                self._refused_until.pop(ANONYMOUS_KEY, None)
             if not screen.exempt:
                 left = self._by_address.get(screen.address, 1) - 1
                 if left > 0:

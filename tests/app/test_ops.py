@@ -65,6 +65,24 @@ def test_every_api_route_is_documented(app):
             assert (path, method) in documented, (path, method)
 
 
+def test_every_operation_documents_the_outage_answer(client):
+    spec = client.get("/api/v1/openapi.json").json
+    operations = [
+        (path, method, operation)
+        for path, ops in spec["paths"].items()
+        for method, operation in ops.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    assert len(operations) > 50
+    for path, method, operation in operations:
+        outage = operation["responses"].get("503")
+        assert outage is not None, (path, method)
+        content = outage["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}, (path, method)
+        assert "unavailable" in content["examples"], (path, method)
+        assert "Retry-After" in outage["description"], (path, method)
+
+
 def test_auth_and_idempotency_are_documented(client):
     spec = client.get("/api/v1/openapi.json").json
     assert spec["paths"]["/api/v1/me"]["get"]["security"] == [{"bearerAuth": []}]
