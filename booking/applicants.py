@@ -22,6 +22,7 @@ from app.catalogue.models import Service
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.registry.services import ADULT_AGE, RegistryRecord, get_registry, lookup_person
+from app.schemas import N_
 from booking import errors
 from booking.models import MAX_APPLICANTS, Booking, BookingApplicant, BookingSuspension
 
@@ -48,11 +49,11 @@ def _field_error(message: str, **details: Any) -> ValidationFailed:
 def check_applicant_list(national_ids: Sequence[str]) -> None:
     """1 to MAX_APPLICANTS national ids, none twice (422 naming the field)."""
     if not 1 <= len(national_ids) <= MAX_APPLICANTS:
-        raise _field_error(f"Between 1 and {MAX_APPLICANTS} applicants.", limit=MAX_APPLICANTS)
+        raise _field_error(N_("A booking is for 1 to 5 people."), limit=MAX_APPLICANTS)
     seen: set[str] = set()
     for national_id in national_ids:
         if national_id in seen:
-            raise _field_error("An applicant is listed twice.", national_id=national_id)
+            raise _field_error(N_("An applicant is listed twice."), national_id=national_id)
         seen.add(national_id)
 
 
@@ -88,8 +89,10 @@ def resolve_applicants(
         record = wards.get(national_id) or lookup_person(national_id)
         if record is not None and record.age_on(on) >= ADULT_AGE:
             raise _field_error(
-                "Only the citizen and the minors they are a guardian of can be applicants: "
-                "an adult books for themselves.",
+                N_(
+                    "Only you and the children you are a guardian of can be applicants: "
+                    "an adult books for themselves."
+                ),
                 reason="adult_applicant",
                 national_id=national_id,
                 on=on.isoformat(),
