@@ -75,6 +75,12 @@ def _counts(kit) -> tuple[int, int, int]:
     )
 
 
+def _offering_of(kit, slot):
+    from app.catalogue.models import Offering
+
+    return kit.call(lambda: db.session.get(Offering, slot.offering_id))
+
+
 def _abuse(kit, rule: str) -> list[AbuseEvent]:
     return kit.call(lambda: list(db.session.scalars(select(AbuseEvent).where(AbuseEvent.rule == rule))))
 
@@ -125,12 +131,14 @@ def test_without_applicants_the_citizen_books_alone_and_is_listed(client, kit, f
 def test_children_alone_then_the_parent_in_the_same_group(client, kit, family):
     """One active booking per group is per person: the parent's own is not blocked by the children's."""
     parent, children, slot, headers = family
-    other_slot = kit.slot(kit.make.fresh(type(slot), slot.id).offering, capacity=5)
+    other_slot = kit.slot(_offering_of(kit, slot), capacity=5)
     ref = _hold(client, headers, slot.id, children).get_json()["reference"]
     assert client.post(f"/api/v1/bookings/{ref}/confirm", headers=headers).status_code == 200
 
     mine = _hold(client, headers, other_slot.id, [nid_of(kit, parent)])
     assert mine.status_code == 201, mine.get_json()
+    mine_ref = mine.get_json()["reference"]
+    assert client.post(f"/api/v1/bookings/{mine_ref}/confirm", headers=headers).status_code == 200
     again = _hold(client, headers, other_slot.id, [children[1]])
     assert again.status_code == 409
     error = again.get_json()["error"]
@@ -301,7 +309,7 @@ def test_an_expired_hold_of_a_child_does_not_block_the_next_booking(client, kit,
 
 def test_reschedule_moves_all_seats_or_none(client, kit, family):
     parent, children, slot, headers = family
-    offering = kit.make.fresh(type(slot), slot.id).offering
+    offering = _offering_of(kit, slot)
     roomy, tight = kit.slot(offering, capacity=3), kit.slot(offering, capacity=2)
     ref = _hold(client, headers, slot.id, [nid_of(kit, parent), *children]).get_json()["reference"]
 
