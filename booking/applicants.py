@@ -242,6 +242,23 @@ def add_applicants(
     )
 
 
+def applicant_rows(booking: Booking, applicants: Sequence[Applicant]) -> list[BookingApplicant]:
+    """The applicant rows just written for `booking`, as objects for its answer (not added to the session)."""
+    return [
+        BookingApplicant(
+            booking_id=booking.id,
+            position=position,
+            national_id=person.national_id,
+            full_name_ar=person.full_name_ar,
+            full_name_en=person.full_name_en,
+            date_of_birth=person.date_of_birth,
+            service_group=booking.service_group,
+            active=True,
+        )
+        for position, person in enumerate(applicants, start=1)
+    ]
+
+
 def add_bookers_as_applicants(booking_ids: Sequence[int]) -> None:
     """Each of these bookings is its citizen's alone (a draw win, a waitlist offer): one statement for all."""
     if not booking_ids:

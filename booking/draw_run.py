@@ -28,6 +28,7 @@ from app.errors import AppError
 from app.extensions import db
 from booking import errors
 from booking.abuse import check_eligibility
+from booking.applicants import add_bookers_as_applicants
 from booking.draw_entries import entries_gate
 from booking.draws import (
     active_booking_in_group,
@@ -165,7 +166,7 @@ class _Screen:
             self.refused.setdefault(account_id, kind)
         group = self.draw.service_group
         for (account_id,) in db.session.execute(
-            active_booking_in_group(ids, group).with_only_columns(Booking.account_id).limit(None)
+            active_booking_in_group(ids, group).with_only_columns(Account.id).limit(None)
         ):
             self.refused.setdefault(account_id, "per_group")
         for (account_id,) in db.session.execute(
@@ -366,6 +367,7 @@ def _seat_batch(draw: Draw, winners: Sequence[Any], now: dt.datetime, expires: d
         ),
         [_booking_row(draw, w, now, expires) for w in winners],
     ).all()
+    add_bookers_as_applicants([r.id for r in rows])  # a draw win is its entrant's alone
     db.session.execute(
         update(DrawEntry)
         .where(DrawEntry.id.in_([w.id for w in winners]), DrawEntry.status == "entered")

@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
 from app import clock
+from app.accounts.models import Account
 from app.audit import record_audit
 from app.catalogue.models import Offering, Service
 from app.dialect import advisory_xact_lock
@@ -31,7 +32,7 @@ from app.extensions import db
 from booking import errors
 from booking.horizon import horizon_days
 from booking.lottery import commitment
-from booking.models import Booking, Slot
+from booking.models import Booking, BookingApplicant, Slot
 from booking.release_models import UNDRAWN_STATUSES, Draw, DrawEntry
 
 OFFERING_DRAWS_LOCK_NAMESPACE = 7313
@@ -301,13 +302,16 @@ def live_entry_in_group(account_id: int | Sequence[int], group: str, *, other_th
 
 
 def active_booking_in_group(account_id: int | Sequence[int], group: str):
+    """An active booking of the group naming this citizen as an applicant, whoever booked it."""
     now = clock.now()
     return (
         select(Booking.reference)
+        .join(BookingApplicant, BookingApplicant.booking_id == Booking.id)
+        .join(Account, Account.national_id == BookingApplicant.national_id)
         .where(
-            _accounts(Booking.account_id, account_id),
-            Booking.service_group == group,
-            Booking.kind == "regular",
+            _accounts(Account.id, account_id),
+            BookingApplicant.service_group == group,
+            BookingApplicant.active.is_(True),
             or_(Booking.status == "confirmed", and_(Booking.status == "held", Booking.hold_expires_at > now)),
         )
         .limit(1)

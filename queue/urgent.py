@@ -104,9 +104,9 @@ def _dependent_applicant(account_id: int, applicant: str | None, *, on: dt.date)
     if applicant in {ward.national_id for ward in list_dependents(guardian_national_id=own, on=on)}:
         return applicant
     db.session.rollback()
-    from booking import services as booking
+    from booking.abuse import record_abuse_event
 
-    booking.record_abuse_event(
+    record_abuse_event(
         rule="not_a_dependent",
         reason="not_a_dependent",
         account_id=account_id,
@@ -223,6 +223,7 @@ def approve_urgent_request(
             centre_id=urgent_request.centre_id,
             service_code=urgent_request.service_code,
             local_date=local_date,
+            applicant_national_id=urgent_request.applicant_national_id,
         )
     except Exception:
         db.session.rollback()

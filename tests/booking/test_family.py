@@ -15,7 +15,7 @@ from app import clock
 from app.accounts.models import Account
 from app.extensions import db
 from app.registry.models import Guardianship, RegistryPerson
-from booking import services
+from booking import seats, services
 from booking.models import AbuseEvent, Booking, BookingApplicant, Slot
 
 _kid = itertools.count(1)
@@ -291,7 +291,7 @@ def test_an_expired_family_hold_frees_every_seat(client, kit, family):
     parent, children, slot, headers = family
     ref = _hold(client, headers, slot.id, [nid_of(kit, parent), *children]).get_json()["reference"]
     clock.shift(dt.timedelta(seconds=301))
-    assert kit.call(services.release_due_seats) == 3
+    assert kit.call(seats.release_due_seats) == 3
     assert kit.slot_state(slot.id) == (0, 5)
     assert kit.bookings(reference=ref)[0].status == "expired"
     rows = kit.call(lambda: list(db.session.scalars(select(BookingApplicant.active))))
