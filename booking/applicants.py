@@ -112,6 +112,23 @@ def resolve_applicants(
     return people
 
 
+def entrant(account: Account, national_id: str) -> Applicant:
+    """The person a draw entry is for, as named on the booking it wins (checked a dependent at entry)."""
+    if national_id == account.national_id:
+        return _booker(account)
+    record = lookup_person(national_id)
+    if record is None:
+        raise errors.NotADependent(details={"national_id": national_id})
+    return Applicant(
+        national_id=national_id,
+        full_name_ar=record.full_name_ar,
+        full_name_en=record.full_name_en,
+        date_of_birth=record.date_of_birth,
+        is_booker=False,
+        record=record,
+    )
+
+
 def check_person_eligibility(
     *, record: RegistryRecord | None, service: Service, today: dt.date, applicant: str | None = None
 ) -> None:
@@ -224,22 +241,29 @@ def add_applicants(
     *, booking_id: int, applicants: Sequence[Applicant], group: str, active: bool = True
 ) -> None:
     """Write the booking's applicant rows (one statement; the unique index refuses a second active one)."""
-    db.session.execute(
-        insert(BookingApplicant),
-        [
-            {
-                "booking_id": booking_id,
-                "position": position,
-                "national_id": person.national_id,
-                "full_name_ar": person.full_name_ar,
-                "full_name_en": person.full_name_en,
-                "date_of_birth": person.date_of_birth,
-                "service_group": group,
-                "active": active,
-            }
-            for position, person in enumerate(applicants, start=1)
-        ],
-    )
+    add_applicant_rows([(booking_id, applicants)], group=group, active=active)
+
+
+def add_applicant_rows(
+    bookings: Sequence[tuple[int, Sequence[Applicant]]], *, group: str, active: bool = True
+) -> None:
+    """Write the applicant rows of several bookings of one group (booking id, its people) in one statement."""
+    rows = [
+        {
+            "booking_id": booking_id,
+            "position": position,
+            "national_id": person.national_id,
+            "full_name_ar": person.full_name_ar,
+            "full_name_en": person.full_name_en,
+            "date_of_birth": person.date_of_birth,
+            "service_group": group,
+            "active": active,
+        }
+        for booking_id, people in bookings
+        for position, person in enumerate(people, start=1)
+    ]
+    if rows:
+        db.session.execute(insert(BookingApplicant), rows)
 
 
 def applicant_rows(booking: Booking, applicants: Sequence[Applicant]) -> list[BookingApplicant]:

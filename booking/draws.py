@@ -281,16 +281,17 @@ def cancel_draw(*, admin_id: int, draw_id: int, reason: str | None = None) -> Dr
 # ------------------------------------------------------------------- an entry counts in its group
 
 
-def _accounts(column: Any, account_id: int | Sequence[int]) -> Any:
-    return column.in_(account_id) if isinstance(account_id, list | tuple) else column == account_id
+def _people(column: Any, national_id: Any) -> Any:
+    return column.in_(national_id) if isinstance(national_id, list | tuple) else column == national_id
 
 
-def live_entry_in_group(account_id: int | Sequence[int], group: str, *, other_than: int | None = None):
+def live_entry_in_group(national_id: Any, group: str, *, other_than: int | None = None):
+    """A live entry of an undrawn draw of the group for this person (or these), whoever entered them."""
     query = (
         select(DrawEntry.draw_id)
         .join(Draw, Draw.id == DrawEntry.draw_id)
         .where(
-            _accounts(DrawEntry.account_id, account_id),
+            _people(DrawEntry.national_id, national_id),
             DrawEntry.service_group == group,
             DrawEntry.status == "entered",
             Draw.status.in_(UNDRAWN_STATUSES),
@@ -301,15 +302,14 @@ def live_entry_in_group(account_id: int | Sequence[int], group: str, *, other_th
     return query.limit(1)
 
 
-def active_booking_in_group(account_id: int | Sequence[int], group: str):
-    """An active booking of the group naming this citizen as an applicant, whoever booked it."""
+def active_booking_in_group(national_id: Any, group: str):
+    """An active booking of the group naming this person (or these) as an applicant, whoever booked it."""
     now = clock.now()
     return (
         select(Booking.reference)
         .join(BookingApplicant, BookingApplicant.booking_id == Booking.id)
-        .join(Account, Account.national_id == BookingApplicant.national_id)
         .where(
-            _accounts(Account.id, account_id),
+            _people(BookingApplicant.national_id, national_id),
             BookingApplicant.service_group == group,
             BookingApplicant.active.is_(True),
             or_(Booking.status == "confirmed", and_(Booking.status == "held", Booking.hold_expires_at > now)),
@@ -318,12 +318,12 @@ def active_booking_in_group(account_id: int | Sequence[int], group: str):
     )
 
 
-def check_group_quota(account_id: int, group: str, *, other_than_draw: int | None = None) -> None:
-    """An active booking or a live draw entry of the group refuses another (one round trip)."""
+def check_group_quota(national_id: str, group: str, *, other_than_draw: int | None = None) -> None:
+    """A person's active booking or live draw entry of the group refuses another (one round trip)."""
     reference, draw_id = db.session.execute(
         select(
-            active_booking_in_group(account_id, group).scalar_subquery(),
-            live_entry_in_group(account_id, group, other_than=other_than_draw).scalar_subquery(),
+            active_booking_in_group(national_id, group).scalar_subquery(),
+            live_entry_in_group(national_id, group, other_than=other_than_draw).scalar_subquery(),
         )
     ).one()
     if reference is not None:
@@ -393,6 +393,11 @@ def forget_active_draws() -> None:
     _active["at"] = -_ACTIVE_SECONDS
 
 
+def own_national_id(account_id: int) -> Any:
+    """SQL: the citizen's own national id."""
+    return select(Account.national_id).where(Account.id == account_id).scalar_subquery()
+
+
 def check_first_come(*, slot_id: int, account_id: int) -> None:
     """Refuse a first-come hold on a day a draw gives (409 in_draw), or while the citizen's entry counts."""
     offerings, groups = _active_draws()
@@ -411,7 +416,7 @@ def check_first_come(*, slot_id: int, account_id: int) -> None:
         draw_id, entry_draw = db.session.execute(
             select(
                 keeps_off_sale(row.offering_id, row.local_date).scalar_subquery(),
-                live_entry_in_group(account_id, row.group).scalar_subquery(),
+                live_entry_in_group(own_national_id(account_id), row.group).scalar_subquery(),
             )
         ).one()
     if draw_id is not None:

@@ -34,7 +34,8 @@ from app.dialect import for_update
 from app.errors import AppError
 from app.extensions import db
 from booking import errors, seatgate
-from booking.abuse import check_eligibility, check_suspensions
+from booking.abuse import check_applicants
+from booking.applicants import Applicant, entrant
 from booking.draws import audit_draw
 from booking.locks import lock_slots
 from booking.lottery import part_of_day
@@ -257,15 +258,19 @@ def _close_draw_waitlist_if_empty(draw: Draw) -> None:
         )
 
 
-def _refusal(account: Account | None, service: Service, timezone: str, today: dt.date) -> str | None:
+def _refusal(
+    account: Account | None, entry: DrawEntry | WaitlistEntry, service: Service, timezone: str, today: dt.date
+) -> tuple[str | None, list[Applicant] | None]:
+    """Why the entry gets no seat (or None), and whom its seat is for (None: the citizen alone)."""
     if account is None or not account.is_verified:
-        return "account"
+        return "account", None
+    national_id = getattr(entry, "national_id", None) or account.national_id
     try:
-        check_suspensions(account, service, clock.now(), timezone)
-        check_eligibility(account=account, service=service, today=today)
+        person = entrant(account, national_id)
+        check_applicants(account, [person], service, now=clock.now(), tz=timezone, today=today)
     except AppError as refusal:
-        return str(refusal.details.get("reason") or refusal.code)[:40]
-    return None
+        return str(refusal.details.get("reason") or refusal.code)[:40], None
+    return None, None if person.is_booker else [person]
 
 
 def _offer_one(
@@ -273,7 +278,7 @@ def _offer_one(
 ) -> str:
     """Offer one seat of `slot` to `entry` as a held booking: offered, skipped (entry closed), or no_seat."""
     account = db.session.get(Account, entry.account_id)
-    reason = _refusal(account, service, offering.centre.timezone, slot.local_date)
+    reason, people = _refusal(account, entry, service, offering.centre.timezone, slot.local_date)
     if reason is not None:
         _close_entry(entry, is_draw=draw is not None, reason=reason)
         return "skipped"
@@ -281,7 +286,7 @@ def _offer_one(
         return "no_seat"
     expires = min(now + dt.timedelta(minutes=_cfg("WAITLIST_OFFER_MINUTES")), slot.start)
     booking = _claim_with_offer(
-        entry, slot, offering, service, is_draw=draw is not None, now=now, expires=expires
+        entry, slot, offering, service, is_draw=draw is not None, now=now, expires=expires, people=people
     )
     if booking is None:
         return "skipped"
@@ -329,6 +334,7 @@ def _claim_with_offer(
     is_draw: bool,
     now: dt.datetime,
     expires: dt.datetime,
+    people: list[Applicant] | None = None,
 ) -> Booking | None:
     """The held booking offered to `entry` and the entry claimed together; None (seat given back) if not."""
     model = DrawEntry if is_draw else WaitlistEntry
@@ -349,7 +355,8 @@ def _claim_with_offer(
                     "hold_expires_at": expires,
                     "created_at": now,
                     ("draw_entry_id" if is_draw else "waitlist_entry_id"): entry.id,
-                }
+                },
+                people,
             )
             claimed = db.session.execute(
                 update(model)
