@@ -20,12 +20,13 @@ from app.accounts.models import Account
 from app.accounts.services import create_kiosk, hash_password
 from app.catalogue.models import Centre, Counter, Offering, Service
 from app.extensions import db
-from app.registry.models import RegistryPerson
+from app.registry.models import Guardianship, RegistryPerson
 from app.tokens import issue_access_token
 
 CENTRE = "amman-muqabalain"
 HOT_SERVICE = "passport.renew"
 BENCH_NID_PREFIX = "97"  # demo people are 999…/998…: no clash
+BENCH_MINOR_PREFIX = "96"  # their children
 BENCH_PASSWORD = "Bench-pass-2026"
 
 
@@ -84,6 +85,42 @@ def create_citizens(count: int, *, start: int = 0) -> list[tuple[int, str]]:
         )
         for row in rows
     ]
+
+
+def create_dependents(per_citizen: int = 2) -> list[str]:
+    """`per_citizen` minors for every bench citizen, each passport due for renewal (may book the hot
+    service); returns one JSON applicant list a citizen (themselves first), in account id order."""
+    today = clock.now().date()
+    rows = db.session.execute(
+        select(Account.national_id)
+        .where(Account.national_id.like(f"{BENCH_NID_PREFIX}%"))
+        .order_by(Account.id)
+    ).all()
+    people, links, lists = [], [], []
+    for n, (guardian,) in enumerate(rows):
+        family = [guardian]
+        for k in range(per_citizen):
+            nid = f"{BENCH_MINOR_PREFIX}{n:07d}{k}"
+            people.append(
+                dict(
+                    national_id=nid,
+                    full_name_ar=f"طفل اختبار {n}-{k}",
+                    full_name_en=f"Bench Child {n}-{k}",
+                    date_of_birth=today.replace(year=today.year - 6 - k, day=min(today.day, 28)),
+                    passport_number=f"M{n:06d}{k}",
+                    passport_expiry=today + dt.timedelta(days=30 + n % 100),
+                    residence_country="JO",
+                    disability=False,
+                )
+            )
+            links.append(dict(guardian_national_id=guardian, minor_national_id=nid))
+            family.append(nid)
+        lists.append("[" + ", ".join(f'"{nid}"' for nid in family) + "]")
+    for chunk in range(0, len(people), 1000):
+        db.session.execute(insert(RegistryPerson), people[chunk : chunk + 1000])
+        db.session.execute(insert(Guardianship), links[chunk : chunk + 1000])
+    db.session.commit()
+    return lists
 
 
 def create_counters_and_clerks(count: int) -> list[tuple[int, str]]:

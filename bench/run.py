@@ -41,6 +41,7 @@ DB_NAME = os.environ.get("BENCH_DB", "sanad_bench")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 CENTRE = "amman-muqabalain"
 HOT_SERVICE = "passport.renew"
+FAMILY_SIZE = 3  # family_hold: the citizen and two children
 
 FULL = dict(
     duration=20,
@@ -241,6 +242,7 @@ class Bench:
         with app.app_context():
             t0 = time.monotonic()
             citizens = prepare.create_citizens(self.size["citizens"])
+            families = prepare.create_dependents(per_citizen=FAMILY_SIZE - 1)
             counters = prepare.create_counters_and_clerks(self.size["counters"])
             self.kiosk = prepare.kiosk_token()
             self.services = prepare.centre_services()
@@ -268,6 +270,7 @@ class Bench:
                 f"tokens minted in {time.monotonic() - t0:.1f}s"
             )
         prepare.write_lines(self.tmp / "citizens.txt", [token for _, token in citizens])
+        prepare.write_lines(self.tmp / "families.txt", families)
         prepare.write_lines(self.tmp / "counters.txt", [f"{cid} {token}" for cid, token in counters])
         prepare.write_lines(self.tmp / "hot_slots.txt", self.hot_slots)
         prepare.write_lines(self.tmp / "month_slots.txt", self.month_slots)
@@ -536,7 +539,13 @@ class Bench:
         return {"clients": c, "slots_spread": nslots, "spread": spread, "hot_20": hot}
 
     def _surge(
-        self, name: str, slots_file: str, *, confirm: bool, clients: int | None = None
+        self,
+        name: str,
+        slots_file: str,
+        *,
+        confirm: bool,
+        clients: int | None = None,
+        families: bool = False,
     ) -> dict[str, Any]:
         self.in_app(self._reset)
         r = self.wrk(
@@ -549,6 +558,7 @@ class Bench:
             BENCH_TOKENS=str(self.tmp / "citizens.txt"),
             BENCH_SLOTS=str(self.tmp / slots_file),
             BENCH_CONFIRM="1" if confirm else "0",
+            BENCH_APPLICANTS=str(self.tmp / "families.txt") if families else "",
         )
         stats = r["stats"]
         hold_answers = sum(v for k, v in stats.items() if k.startswith("hold_") and k != "hold_sent")
@@ -593,21 +603,22 @@ class Bench:
             "oversold_seats": int(
                 one(
                     "SELECT coalesce(sum(greatest(n - s.capacity, 0)), 0) FROM slots s JOIN (SELECT slot_id, "
-                    "count(*) n FROM bookings WHERE holds_seat GROUP BY slot_id) b ON b.slot_id = s.id"
+                    "sum(seats) n FROM bookings WHERE holds_seat GROUP BY slot_id) b ON b.slot_id = s.id"
                 )
             ),
             "slots_over_capacity": int(one("SELECT count(*) FROM slots WHERE booked > capacity")),
             "seat_counter_drift": int(
                 one(
-                    "SELECT count(*) FROM slots s LEFT JOIN (SELECT slot_id, count(*) n FROM bookings WHERE "
-                    "holds_seat GROUP BY slot_id) b ON b.slot_id = s.id WHERE s.booked <> coalesce(b.n, 0)"
+                    "SELECT count(*) FROM slots s LEFT JOIN (SELECT slot_id, sum(seats) n FROM bookings "
+                    "WHERE holds_seat GROUP BY slot_id) b ON b.slot_id = s.id "
+                    "WHERE s.booked <> coalesce(b.n, 0)"
                 )
             ),
             "duplicate_active_per_citizen": int(
                 one(
-                    "SELECT count(*) FROM (SELECT account_id FROM bookings "
-                    "WHERE status IN ('held', 'confirmed') "
-                    "AND kind = 'regular' GROUP BY account_id, service_group HAVING count(*) > 1) x"
+                    "SELECT count(*) FROM (SELECT a.national_id FROM booking_applicants a "
+                    "JOIN bookings b ON b.id = a.booking_id WHERE b.status IN ('held', 'confirmed') "
+                    "AND b.kind = 'regular' GROUP BY a.national_id, b.service_group HAVING count(*) > 1) x"
                 )
             ),
             "duplicate_references_answered": len(held) - len(set(held)),
@@ -648,6 +659,13 @@ class Bench:
 
     def surge_month(self) -> dict[str, Any]:
         return self._surge("surge_month", "month_slots.txt", confirm=True)
+
+    def family_hold(self) -> dict[str, Any]:
+        """surge_month with every hold a family's (the citizen and two children: three seats, three
+        eligibility checks, three applicant rows), to set beside the single holds."""
+        out = self._surge("family_hold", "month_slots.txt", confirm=True, families=True)
+        out["applicants_per_hold"] = FAMILY_SIZE
+        return out
 
     def sold_out(self) -> dict[str, Any]:
         """Holds on the 20 hot slots once every seat is gone: what does a refusal cost?"""
@@ -1023,6 +1041,7 @@ class Bench:
             self.scenario("surge_hot", self.surge_hot)
             self.scenario("sold_out", self.sold_out)
             self.scenario("surge_month", self.surge_month)
+            self.scenario("family_hold", self.family_hold)
             if self.args.profile:
                 self.scenario("profile", self.profile)
             self.scenario("kiosk_tickets", self.kiosk_tickets)
@@ -1214,6 +1233,43 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             all(x == 0 for x in integrity) if db else None,
             name,
         )
+    for figure, key in (
+        ("POST /bookings answers, family of 3", "hold_answers_per_s"),
+        ("  family holds (3 seats) per s", "holds_per_s"),
+    ):
+        row(figure, _get(s, "family_hold", key), "req/s", hello, "hello", scenario="family_hold")
+    single = _get(s, "surge_month", "holds_per_s")
+    family = _get(s, "family_hold", "holds_per_s")
+    row(
+        "  family holds / single holds, a centre's month",
+        round(family / single, 3) if family is not None and single else None,
+        "ratio",
+        scenario="family_hold",
+    )
+    fdb = _get(s, "family_hold", "db") or {}
+    row(
+        "  oversold / lost / duplicated, family of 3",
+        " / ".join(
+            str(x)
+            for x in (
+                fdb.get("oversold_seats"),
+                (fdb.get("lost_holds") or 0) + (fdb.get("lost_confirms") or 0),
+                (fdb.get("duplicate_active_per_citizen") or 0)
+                + (fdb.get("duplicate_references_answered") or 0),
+            )
+        ),
+        "",
+        None,
+        "",
+        "0 / 0 / 0",
+        all(
+            fdb.get(k) == 0
+            for k in ("oversold_seats", "lost_holds", "lost_confirms", "duplicate_active_per_citizen")
+        )
+        if fdb
+        else None,
+        "family_hold",
+    )
     v = _get(s, "sold_out", "answers_per_s")
     p99 = _get(s, "sold_out", "latency_ms", "p99")
     row(

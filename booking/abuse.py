@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from flask import current_app
@@ -22,13 +23,20 @@ from app.catalogue.models import Service
 from app.errors import AppError, Conflict, NotFound
 from app.extensions import db
 from booking import errors
+from booking.applicants import (
+    Applicant,
+    active_in_group,
+    check_dependents_eligibility,
+    check_person_eligibility,
+    group_refusal,
+    is_group_violation,
+    suspended_applicant,
+)
 from booking.localtime import local_iso
 from booking.locks import lock_account, lock_device
 from booking.models import AbuseEvent, Booking, BookingSuspension, DeviceBinding, Slot
 
 log = logging.getLogger(__name__)
-
-URGENT_REQUEST_PATH = "/api/v1/urgent-requests"
 
 
 def _cfg(name: str) -> Any:
@@ -98,6 +106,7 @@ def _jsonable(value: Any) -> Any:
 # Which error codes are abuse refusals (recorded), and the rule name each is filed under.
 ABUSE_RULES = {
     "active_booking_exists": "quota_per_group",
+    "not_a_dependent": "not_a_dependent",
     "quota_exceeded": "quota_active",
     "hold_limit": "quota_holds",
     "booking_suspended": "suspension",
@@ -163,6 +172,9 @@ class Refusals:
     class HoldLimit(errors.HoldLimit, AbuseRefusal):
         pass
 
+    class NotADependent(errors.NotADependent, AbuseRefusal):
+        pass
+
 
 def get_citizen(account_id: int, *, lock: bool = False) -> Account:
     """The citizen; with `lock`, loaded under the account row lock (one statement, see `lock_account`)."""
@@ -208,28 +220,43 @@ def check_eligibility(*, account: Account, service: Service, today: dt.date) -> 
         return
     from app.registry.services import lookup_person
 
-    record = lookup_person(account.national_id)
-    details: dict[str, Any] = {"urgent_request_path": URGENT_REQUEST_PATH, "service": service.code}
-    if record is None:
-        raise Refusals.NotEligible(details={**details, "reason": "not_in_registry"})
-    if service.eligibility == "passport_renew":
-        window = dt.timedelta(days=_cfg("RENEWAL_WINDOW_DAYS"))
-        if record.passport_expiry is None:
-            raise Refusals.NotEligible(
-                details={**details, "reason": "no_passport", "suggested_service": "passport.issue"}
-            )
-        if record.passport_expiry > today + window:
-            raise Refusals.NotEligible(
-                details={
-                    **details,
-                    "reason": "passport_not_expiring",
-                    "renewal_opens_on": (record.passport_expiry - window).isoformat(),
-                }
-            )
-    elif service.eligibility == "passport_issue" and record.has_valid_passport(today):
-        raise Refusals.NotEligible(
-            details={**details, "reason": "valid_passport_held", "suggested_service": "passport.renew"}
+    try:
+        check_person_eligibility(record=lookup_person(account.national_id), service=service, today=today)
+    except errors.NotEligible as refusal:
+        raise Refusals.NotEligible(details=refusal.details) from None
+
+
+def check_applicants(
+    account: Account,
+    people: Sequence[Applicant],
+    service: Service,
+    *,
+    now: dt.datetime,
+    tz: str,
+    today: dt.date,
+) -> None:
+    """Who may be booked for: the booker's suspensions, then each applicant's eligibility and suspensions.
+
+    The booker's own eligibility counts only when they are one of the applicants.
+    """
+    check_suspensions(account, service, now, tz)
+    found = suspended_applicant(applicants=people, service=service, now=now)
+    if found is not None:  # a suspension on a dependent's own account holds for their seat too
+        national_id, suspension = found
+        raise Refusals.BookingSuspended(
+            details={
+                "reason": suspension.kind,
+                "scope": suspension.scope,
+                "until": local_iso(suspension.until, tz),
+                "national_id": national_id,
+            }
         )
+    if any(p.is_booker for p in people):
+        check_eligibility(account=account, service=service, today=today)
+    try:
+        check_dependents_eligibility(applicants=people, service=service, today=today)
+    except errors.NotEligible as refusal:
+        raise Refusals.NotEligible(details=refusal.details) from None
 
 
 def bind_device(account_id: int, device_id: str | None, now: dt.datetime) -> None:
@@ -270,11 +297,12 @@ def bind_device(account_id: int, device_id: str | None, now: dt.datetime) -> Non
     db.session.flush()
 
 
-def check_quotas(account_id: int, group: str, now: dt.datetime) -> list[int]:
+def check_quotas(account_id: int, group: str, now: dt.datetime, people: Sequence[Applicant]) -> list[int]:
     """Counted under the account lock; the partial unique indexes back the per-group and hold limits.
 
-    Returns the slots of the citizen's own expired holds, which the caller releases before holding (they
-    never count against a new hold, and "one hold" is a unique index on held rows).
+    One active booking per group is per applicant, whoever booked it. Returns the slots of the expired
+    holds in the way (the citizen's own, an applicant's), which the caller releases before holding: they
+    never count against a new hold, and both limits are unique indexes on rows still marked held.
     """
     mine = db.session.execute(
         select(
@@ -289,24 +317,32 @@ def check_quotas(account_id: int, group: str, now: dt.datetime) -> list[int]:
     holds = [r for r in rows if r.status == "held"]
     if len(holds) >= _cfg("MAX_HOLDS"):
         raise Refusals.HoldLimit(details={"reason": "hold_limit", "reference": holds[0].reference})
-    same_group = [r for r in rows if r.service_group == group]
-    if len(same_group) >= _cfg("MAX_ACTIVE_PER_GROUP"):
+    holders = active_in_group(national_ids=[p.national_id for p in people], group=group, now=now)
+    live = [h for h in holders if not h.expired_hold]
+    if live:
         raise Refusals.ActiveBookingExists(
-            details={"reason": "per_group", "service_group": group, "reference": same_group[0].reference}
+            details=group_refusal(live[0], group=group, applicants=people).details
         )
     if len(rows) >= _cfg("MAX_ACTIVE_BOOKINGS"):
         raise Refusals.QuotaExceeded(details={"reason": "max_active", "limit": _cfg("MAX_ACTIVE_BOOKINGS")})
-    return [r.slot_id for r in mine if r.status == "held" and r.hold_expires_at <= now]
+    own = [r.slot_id for r in mine if r.status == "held" and r.hold_expires_at <= now]
+    return sorted({*own, *(h.slot_id for h in holders if h.slot_id is not None)})
 
 
-def integrity_refusal(exc: IntegrityError, group: str) -> AppError:
+def integrity_refusal(exc: IntegrityError, group: str, people: Sequence[Applicant] = ()) -> AppError:
+    """The refusal a unique index gave (after the rollback: it may read who holds the group now)."""
     message = str(exc.orig)
     if "uq_bookings_one_hold" in message or (
         "bookings.account_id" in message and "service_group" not in message
     ):
         return Refusals.HoldLimit(details={"reason": "hold_limit"})
-    if "uq_bookings_active_per_group" in message or "service_group" in message:
-        return Refusals.ActiveBookingExists(details={"reason": "per_group", "service_group": group})
+    if is_group_violation(exc):
+        details: dict[str, Any] = {"reason": "per_group", "service_group": group}
+        national_ids = [p.national_id for p in people]
+        holders = active_in_group(national_ids=national_ids, group=group, now=clock.now())
+        if holders:
+            details = group_refusal(holders[0], group=group, applicants=people).details
+        return Refusals.ActiveBookingExists(details=details)
     return Conflict()
 
 

@@ -139,7 +139,7 @@ def list_available_slots(
 def _stale_seats(now: dt.datetime) -> Any:
     """SQL: the slot's seats held by an expired hold or a cancel past its delay (free, released or not)."""
     return (
-        select(func.count())
+        select(func.coalesce(func.sum(Booking.seats), 0))
         .where(Booking.slot_id == Slot.id, due_release(now))
         .correlate(Slot)
         .scalar_subquery()

@@ -18,8 +18,9 @@ from app.catalogue.models import Centre, Service
 from app.dialect import on_postgres
 from app.extensions import db
 from booking import errors
-from booking.abuse import check_eligibility, check_suspensions, get_citizen
-from booking.draws import check_group_quota, get_draw
+from booking.abuse import check_applicants, get_citizen, record_refusal
+from booking.applicants import Applicant, resolve_applicants
+from booking.draws import check_group_quota, get_draw, own_national_id
 from booking.models import Booking
 from booking.release_models import Draw, DrawEntry
 
@@ -39,18 +40,28 @@ def entries_gate(draw_id: int, *, closing: bool = False) -> None:
 
 
 def _check_entrant(
-    account: Account, service: Service, *, group: str, today: dt.date, tz: str, draw_id: int
+    account: Account,
+    person: Applicant,
+    service: Service,
+    *,
+    group: str,
+    today: dt.date,
+    tz: str,
+    draw_id: int,
 ) -> None:
-    """Suspensions, eligibility and the group quota (an entry counts as a booking of its group)."""
-    check_suspensions(account, service, clock.now(), tz)
-    check_eligibility(account=account, service=service, today=today)
-    check_group_quota(account.id, group, other_than_draw=draw_id)
+    """Suspensions, eligibility and the group quota of the person entered (an entry counts in its group)."""
+    check_applicants(account, [person], service, now=clock.now(), tz=tz, today=today)
+    check_group_quota(person.national_id, group, other_than_draw=draw_id)
 
 
-def enter_draw(*, account_id: int, draw_id: int, part_of_day: str = "any") -> DrawEntry:
+def enter_draw(
+    *, account_id: int, draw_id: int, part_of_day: str = "any", applicant: str | None = None
+) -> DrawEntry:
     """Enter a draw: one row, no slot touched (201 entered); refusals write nothing (commits).
 
-    A second entry of the same person is refused by the unique (draw, national id) constraint itself.
+    `applicant` names a minor the citizen is a guardian of on the draw's first day (anyone else: 403
+    `not_a_dependent`, recorded); default the citizen. The seat a win gives is that person's. A second
+    entry of the same person is refused by the unique (draw, national id) constraint itself.
     """
     try:
         entries_gate(draw_id)
@@ -74,13 +85,22 @@ def enter_draw(*, account_id: int, draw_id: int, part_of_day: str = "any") -> Dr
                 details={"draw_id": draw.id, "entries_open_at": draw.entries_open_at.isoformat()}
             )
         account = get_citizen(account_id)
+        (person,) = resolve_applicants(
+            account=account, national_ids=[applicant] if applicant else None, on=draw.days_from
+        )
         _check_entrant(
-            account, service, group=draw.service_group, today=draw.days_from, tz=timezone, draw_id=draw.id
+            account,
+            person,
+            service,
+            group=draw.service_group,
+            today=draw.days_from,
+            tz=timezone,
+            draw_id=draw.id,
         )
         entry = DrawEntry(
             draw_id=draw.id,
             account_id=account_id,
-            national_id=account.national_id,
+            national_id=person.national_id,
             service_group=draw.service_group,
             entry_token=secrets.token_hex(16),
             part_of_day=part_of_day,
@@ -92,17 +112,25 @@ def enter_draw(*, account_id: int, draw_id: int, part_of_day: str = "any") -> Dr
     except IntegrityError as exc:
         db.session.rollback()
         raise errors.AlreadyEntered(details={"draw_id": draw_id}) from exc
+    except errors.NotADependent as refusal:
+        db.session.rollback()
+        record_refusal(refusal, account_id=account_id, device_id=None, ip=None, draw_id=draw_id)
+        raise
     except Exception:
         db.session.rollback()
         raise
     return entry
 
 
-def withdraw_entry(*, account_id: int, draw_id: int) -> DrawEntry:
-    """Withdraw the citizen's entry before the close (final: the same person cannot enter again)."""
+def withdraw_entry(*, account_id: int, draw_id: int, applicant: str | None = None) -> DrawEntry:
+    """Withdraw the citizen's entry (or the one made for `applicant`) before the close (final)."""
     draw = get_draw(draw_id=draw_id)
     entry = db.session.scalar(
-        select(DrawEntry).where(DrawEntry.draw_id == draw_id, DrawEntry.account_id == account_id)
+        select(DrawEntry).where(
+            DrawEntry.draw_id == draw_id,
+            DrawEntry.account_id == account_id,
+            DrawEntry.national_id == (applicant or own_national_id(account_id)),
+        )
     )
     if entry is None:
         raise errors.EntryNotFound()

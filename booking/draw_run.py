@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import case, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -26,8 +26,16 @@ from app.catalogue.models import Service
 from app.dialect import for_update, on_postgres
 from app.errors import AppError
 from app.extensions import db
+from app.registry.services import lookup_person
 from booking import errors
 from booking.abuse import check_eligibility
+from booking.applicants import (
+    Applicant,
+    add_applicant_rows,
+    add_bookers_as_applicants,
+    check_person_eligibility,
+    entrant,
+)
 from booking.draw_entries import entries_gate
 from booking.draws import (
     active_booking_in_group,
@@ -39,7 +47,7 @@ from booking.draws import (
 )
 from booking.locks import lock_slots
 from booking.lottery import SeatPool, draw_order, part_of_day
-from booking.models import Booking, BookingSuspension, Slot
+from booking.models import Booking, BookingApplicant, BookingSuspension, Slot
 from booking.references import insert_booking, new_reference
 from booking.release_models import UNDRAWN_STATUSES, Draw, DrawEntry
 from booking.seats import return_seat
@@ -129,61 +137,75 @@ def _seat_snapshot(draw: Draw) -> list[dict[str, Any]]:
 class _Screen:
     """The checks of entrants at the draw, read a chunk of entrants at a time (a few queries a chunk).
 
-    The same rules as at entry (`_check_entrant`): suspensions in force for the service, an active
-    booking or a live entry of the group, and eligibility. Accounts and registry records are loaded in
-    bulk and held, so the per-entrant eligibility check finds them in the session instead of the database.
+    The same rules as at entry (`_check_entrant`), for the person entered (the citizen or a dependent):
+    suspensions in force for the service (the entering citizen's and the person's own), an active booking
+    or a live entry of the group, and eligibility. Accounts and registry records are loaded in bulk and
+    held, so the per-entrant eligibility check finds them in the session instead of the database.
     """
 
     def __init__(self, draw: Draw, service: Service) -> None:
         self.draw, self.service = draw, service
         self.held: list[Any] = []  # the session's identity map is weak: keep what was loaded alive
         self.loaded: set[int] = set()
-        self.refused: dict[int, str] = {}
+        self.refused: dict[int, str] = {}  # by entering account
+        self.refused_person: dict[str, str] = {}  # by national id of the person entered
 
-    def load(self, account_ids: Sequence[int]) -> None:
+    def load(self, entries: Sequence[Any]) -> None:
         from app.registry.models import RegistryPerson
 
-        ids = [i for i in dict.fromkeys(account_ids) if i not in self.loaded]
-        if not ids:
+        if not entries:
             return
+        ids = [i for i in dict.fromkeys(e.account_id for e in entries) if i not in self.loaded]
+        nids = list(dict.fromkeys(e.national_id for e in entries))
         self.loaded.update(ids)
         accounts = list(db.session.scalars(select(Account).where(Account.id.in_(ids))))
         people = db.session.scalars(
-            select(RegistryPerson).where(RegistryPerson.national_id.in_([a.national_id for a in accounts]))
+            select(RegistryPerson).where(
+                RegistryPerson.national_id.in_([*nids, *(a.national_id for a in accounts)])
+            )
         )
         self.held += [*accounts, *people]
         now = clock.now()
         scopes = ("all", "high_demand") if self.service.high_demand else ("all",)
-        for account_id, kind in db.session.execute(
-            select(BookingSuspension.account_id, BookingSuspension.kind).where(
-                BookingSuspension.account_id.in_(ids),
+        for account_id, national_id, kind in db.session.execute(
+            select(BookingSuspension.account_id, Account.national_id, BookingSuspension.kind)
+            .join(Account, Account.id == BookingSuspension.account_id)
+            .where(
+                or_(BookingSuspension.account_id.in_(ids), Account.national_id.in_(nids)),
                 BookingSuspension.lifted_at.is_(None),
                 BookingSuspension.until > now,
                 BookingSuspension.scope.in_(scopes),
             )
         ):
             self.refused.setdefault(account_id, kind)
+            self.refused_person.setdefault(national_id, kind)
         group = self.draw.service_group
-        for (account_id,) in db.session.execute(
-            active_booking_in_group(ids, group).with_only_columns(Booking.account_id).limit(None)
+        for (national_id,) in db.session.execute(
+            active_booking_in_group(nids, group).with_only_columns(BookingApplicant.national_id).limit(None)
         ):
-            self.refused.setdefault(account_id, "per_group")
-        for (account_id,) in db.session.execute(
-            live_entry_in_group(ids, group, other_than=self.draw.id)
-            .with_only_columns(DrawEntry.account_id)
+            self.refused_person.setdefault(national_id, "per_group")
+        for (national_id,) in db.session.execute(
+            live_entry_in_group(nids, group, other_than=self.draw.id)
+            .with_only_columns(DrawEntry.national_id)
             .limit(None)
         ):
-            self.refused.setdefault(account_id, "draw_entry")
+            self.refused_person.setdefault(national_id, "draw_entry")
 
-    def reason(self, account_id: int) -> str | None:
-        """Why this entrant is left out at the draw, or None."""
-        account = db.session.get(Account, account_id)
+    def reason(self, entry: Any) -> str | None:
+        """Why this entry is left out at the draw, or None."""
+        account = db.session.get(Account, entry.account_id)
         if account is None or account.role != "citizen" or not account.is_verified:
             return "account"
-        if account_id in self.refused:
-            return self.refused[account_id]
+        if entry.account_id in self.refused:
+            return self.refused[entry.account_id]
+        if entry.national_id in self.refused_person:
+            return self.refused_person[entry.national_id]
         try:
-            check_eligibility(account=account, service=self.service, today=self.draw.days_from)
+            if entry.national_id == account.national_id:
+                check_eligibility(account=account, service=self.service, today=self.draw.days_from)
+            else:
+                record = lookup_person(entry.national_id)
+                check_person_eligibility(record=record, service=self.service, today=self.draw.days_from)
         except AppError as refusal:
             return str(refusal.details.get("reason") or refusal.code)[:40]
         return None
@@ -202,9 +224,13 @@ def _plan(draw_id: int) -> None:
         db.session.execute(for_update(select(Draw.id).where(Draw.id == draw_id)))
         seats = _seat_snapshot(draw)
         entries = db.session.execute(
-            select(DrawEntry.id, DrawEntry.account_id, DrawEntry.entry_token, DrawEntry.part_of_day).where(
-                DrawEntry.draw_id == draw_id, DrawEntry.status == "entered"
-            )
+            select(
+                DrawEntry.id,
+                DrawEntry.account_id,
+                DrawEntry.national_id,
+                DrawEntry.entry_token,
+                DrawEntry.part_of_day,
+            ).where(DrawEntry.draw_id == draw_id, DrawEntry.status == "entered")
         ).all()
         by_token = {e.entry_token: e for e in entries}
         order = draw_order(draw.seed, by_token)
@@ -222,8 +248,8 @@ def _plan(draw_id: int) -> None:
             if pool.empty():
                 break
             if index % SCREEN_CHUNK == 0:
-                screen.load([c.account_id for c in candidates[index : index + SCREEN_CHUNK]])
-            reason = screen.reason(entry.account_id)
+                screen.load(candidates[index : index + SCREEN_CHUNK])
+            reason = screen.reason(entry)
             if reason is not None:
                 plan[entry.id].update(excluded_reason=reason, status="lost")
                 continue
@@ -277,7 +303,14 @@ def _seat_winners(draw_id: int) -> int:
 
     draw = get_draw(draw_id=draw_id)
     winners = db.session.execute(
-        select(DrawEntry.id, DrawEntry.account_id, DrawEntry.planned_slot_id)
+        select(
+            DrawEntry.id,
+            DrawEntry.account_id,
+            DrawEntry.planned_slot_id,
+            DrawEntry.national_id,
+            (DrawEntry.national_id == Account.national_id).label("own"),
+        )
+        .join(Account, Account.id == DrawEntry.account_id)
         .where(
             DrawEntry.draw_id == draw_id,
             DrawEntry.status == "entered",
@@ -366,6 +399,7 @@ def _seat_batch(draw: Draw, winners: Sequence[Any], now: dt.datetime, expires: d
         ),
         [_booking_row(draw, w, now, expires) for w in winners],
     ).all()
+    _add_winners_as_applicants(draw, winners, {r.draw_entry_id: r.id for r in rows})
     db.session.execute(
         update(DrawEntry)
         .where(DrawEntry.id.in_([w.id for w in winners]), DrawEntry.status == "entered")
@@ -373,6 +407,19 @@ def _seat_batch(draw: Draw, winners: Sequence[Any], now: dt.datetime, expires: d
         .execution_options(synchronize_session=False)
     )
     return [tuple(r) for r in rows]
+
+
+def _winner_applicant(winner: Any) -> Applicant:
+    """The person a dependent's winning entry was made for (the entrant's own win needs no lookup)."""
+    return entrant(db.session.get(Account, winner.account_id), winner.national_id)
+
+
+def _add_winners_as_applicants(draw: Draw, winners: Sequence[Any], booking_of: dict[int, int]) -> None:
+    """Each win is its person's alone: the entrant, or the dependent the entry was made for."""
+    add_bookers_as_applicants([booking_of[w.id] for w in winners if w.own])
+    add_applicant_rows(
+        [(booking_of[w.id], [_winner_applicant(w)]) for w in winners if not w.own], group=draw.service_group
+    )
 
 
 def _seat_one(draw: Draw, winner: Any, now: dt.datetime, expires: dt.datetime) -> tuple | None:
@@ -392,7 +439,7 @@ def _seat_one(draw: Draw, winner: Any, now: dt.datetime, expires: dt.datetime) -
         row.pop("reference")
         try:
             with db.session.begin_nested():
-                booking = insert_booking(row)
+                booking = insert_booking(row, None if winner.own else [_winner_applicant(winner)])
         except IntegrityError:  # the citizen holds another booking of the group now: out, seat back
             return_seat(winner.planned_slot_id)
             outcome = {"status": "lost", "excluded_reason": "per_group"}

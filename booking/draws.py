@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
 from app import clock
+from app.accounts.models import Account
 from app.audit import record_audit
 from app.catalogue.models import Offering, Service
 from app.dialect import advisory_xact_lock
@@ -31,7 +32,7 @@ from app.extensions import db
 from booking import errors
 from booking.horizon import horizon_days
 from booking.lottery import commitment
-from booking.models import Booking, Slot
+from booking.models import Booking, BookingApplicant, Slot
 from booking.release_models import UNDRAWN_STATUSES, Draw, DrawEntry
 
 OFFERING_DRAWS_LOCK_NAMESPACE = 7313
@@ -280,16 +281,17 @@ def cancel_draw(*, admin_id: int, draw_id: int, reason: str | None = None) -> Dr
 # ------------------------------------------------------------------- an entry counts in its group
 
 
-def _accounts(column: Any, account_id: int | Sequence[int]) -> Any:
-    return column.in_(account_id) if isinstance(account_id, list | tuple) else column == account_id
+def _people(column: Any, national_id: Any) -> Any:
+    return column.in_(national_id) if isinstance(national_id, list | tuple) else column == national_id
 
 
-def live_entry_in_group(account_id: int | Sequence[int], group: str, *, other_than: int | None = None):
+def live_entry_in_group(national_id: Any, group: str, *, other_than: int | None = None):
+    """A live entry of an undrawn draw of the group for this person (or these), whoever entered them."""
     query = (
         select(DrawEntry.draw_id)
         .join(Draw, Draw.id == DrawEntry.draw_id)
         .where(
-            _accounts(DrawEntry.account_id, account_id),
+            _people(DrawEntry.national_id, national_id),
             DrawEntry.service_group == group,
             DrawEntry.status == "entered",
             Draw.status.in_(UNDRAWN_STATUSES),
@@ -300,26 +302,28 @@ def live_entry_in_group(account_id: int | Sequence[int], group: str, *, other_th
     return query.limit(1)
 
 
-def active_booking_in_group(account_id: int | Sequence[int], group: str):
+def active_booking_in_group(national_id: Any, group: str):
+    """An active booking of the group naming this person (or these) as an applicant, whoever booked it."""
     now = clock.now()
     return (
         select(Booking.reference)
+        .join(BookingApplicant, BookingApplicant.booking_id == Booking.id)
         .where(
-            _accounts(Booking.account_id, account_id),
-            Booking.service_group == group,
-            Booking.kind == "regular",
+            _people(BookingApplicant.national_id, national_id),
+            BookingApplicant.service_group == group,
+            BookingApplicant.active.is_(True),
             or_(Booking.status == "confirmed", and_(Booking.status == "held", Booking.hold_expires_at > now)),
         )
         .limit(1)
     )
 
 
-def check_group_quota(account_id: int, group: str, *, other_than_draw: int | None = None) -> None:
-    """An active booking or a live draw entry of the group refuses another (one round trip)."""
+def check_group_quota(national_id: str, group: str, *, other_than_draw: int | None = None) -> None:
+    """A person's active booking or live draw entry of the group refuses another (one round trip)."""
     reference, draw_id = db.session.execute(
         select(
-            active_booking_in_group(account_id, group).scalar_subquery(),
-            live_entry_in_group(account_id, group, other_than=other_than_draw).scalar_subquery(),
+            active_booking_in_group(national_id, group).scalar_subquery(),
+            live_entry_in_group(national_id, group, other_than=other_than_draw).scalar_subquery(),
         )
     ).one()
     if reference is not None:
@@ -389,6 +393,11 @@ def forget_active_draws() -> None:
     _active["at"] = -_ACTIVE_SECONDS
 
 
+def own_national_id(account_id: int) -> Any:
+    """SQL: the citizen's own national id."""
+    return select(Account.national_id).where(Account.id == account_id).scalar_subquery()
+
+
 def check_first_come(*, slot_id: int, account_id: int) -> None:
     """Refuse a first-come hold on a day a draw gives (409 in_draw), or while the citizen's entry counts."""
     offerings, groups = _active_draws()
@@ -407,7 +416,7 @@ def check_first_come(*, slot_id: int, account_id: int) -> None:
         draw_id, entry_draw = db.session.execute(
             select(
                 keeps_off_sale(row.offering_id, row.local_date).scalar_subquery(),
-                live_entry_in_group(account_id, row.group).scalar_subquery(),
+                live_entry_in_group(own_national_id(account_id), row.group).scalar_subquery(),
             )
         ).one()
     if draw_id is not None:

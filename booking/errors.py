@@ -30,6 +30,19 @@ class SlotFull(Conflict):
     code = "slot_full"
     message = _l("This slot has just been taken. Please choose another time.")
 
+    def render_message(self) -> str:
+        available, wanted = self.details.get("available"), self.details.get("seats")
+        if not available or not wanted or wanted <= 1:
+            return str(self.message)
+        return str(
+            _l(
+                "This slot has only %(available)s places left for the %(seats)s people of your booking. "
+                "Please choose another time.",
+                available=available,
+                seats=wanted,
+            )
+        )
+
 
 class HoldExpired(AppError):
     status = 410
@@ -87,6 +100,17 @@ class AccountNotVerified(Forbidden):
 class ActiveBookingExists(Conflict):
     code = "active_booking_exists"
     message = _l("You already have an active booking for this kind of service.")
+
+    def render_message(self) -> str:
+        name = self.details.get("applicant_name")
+        if not name:
+            return str(self.message)
+        return str(_l("%(name)s already has an active booking for this kind of service.", name=name))
+
+
+class NotADependent(Forbidden):
+    code = "not_a_dependent"
+    message = _l("You can book only for yourself and the children you are a guardian of.")
 
 
 class QuotaExceeded(Conflict):

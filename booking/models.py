@@ -4,7 +4,13 @@ Seat accounting: `slots.booked` counts the bookings whose `holds_seat` is true. 
 flipping `holds_seat` from true to false with a conditional UPDATE and, when that UPDATE matched,
 decrementing `booked` in the same transaction, so every seat is freed exactly once whatever the
 concurrency. A live hold, a confirmed (or checked-in, completed, no-show) booking and a cancelled booking
-whose `seat_release_at` has not come yet all hold their seat.
+whose `seat_release_at` has not come yet all hold their seat. A family booking holds `seats` seats (one per
+applicant), taken and freed together.
+
+"One active booking per service group" is per person, not per account: each booking lists its applicants
+(the citizen and/or their dependents) in `booking_applicants`, whose partial unique index on (national id,
+group) while `active` is the rule. A trigger on `bookings.status` (migration 0014, both engines) keeps
+`active` equal to "held or confirmed, regular", whichever statement changes the status.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ BOOKING_KINDS = ("regular", "urgent")
 SUSPENSION_KINDS = ("no_show", "cancel_cooldown")
 SUSPENSION_SCOPES = ("high_demand", "all")
 
-_ACTIVE_REGULAR = "status IN ('held', 'confirmed') AND kind = 'regular'"
+# A booking carries at most this many applicants (seats).
+MAX_APPLICANTS = 5
 # Seats handed out by a draw or a waitlist are held too, but they do not use up the citizen's one hold.
 _HELD = "status = 'held' AND draw_entry_id IS NULL AND waitlist_entry_id IS NULL"
 
@@ -78,18 +85,10 @@ class Booking(db.Model):
             name="status",
         ),
         CheckConstraint("kind IN ('regular', 'urgent')", name="kind"),
+        CheckConstraint(f"seats BETWEEN 1 AND {MAX_APPLICANTS}", name="seats_range"),
         CheckConstraint(
             "(kind = 'regular' AND slot_id IS NOT NULL) OR (kind = 'urgent' AND urgent_date IS NOT NULL)",
             name="kind_shape",
-        ),
-        # One active regular booking per citizen and service group, whatever the concurrency.
-        Index(
-            "uq_bookings_active_per_group",
-            "account_id",
-            "service_group",
-            unique=True,
-            postgresql_where=text(_ACTIVE_REGULAR),
-            sqlite_where=text(_ACTIVE_REGULAR),
         ),
         # One hold at a time per citizen.
         Index(
@@ -115,6 +114,8 @@ class Booking(db.Model):
     service_code: Mapped[str] = mapped_column(String(64))
     service_group: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(10), default="regular")
+    # One per applicant: the seats this booking takes on its slot (1 for a citizen alone).
+    seats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     urgent_date: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(12), default="held")
     holds_seat: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -137,6 +138,39 @@ class Booking(db.Model):
     slot: Mapped[Slot | None] = relationship()
     centre: Mapped[Centre] = relationship()
     offering: Mapped[Offering] = relationship()
+    applicants: Mapped[list[BookingApplicant]] = relationship(
+        order_by="BookingApplicant.position", lazy="selectin", viewonly=True
+    )
+
+
+class BookingApplicant(db.Model):
+    """A person a booking is for (the citizen, a dependent), as the registry named them when booked."""
+
+    __tablename__ = "booking_applicants"
+    __table_args__ = (
+        UniqueConstraint("booking_id", "national_id"),
+        UniqueConstraint("booking_id", "position"),
+        # One active booking per person and service group, whoever booked it and whatever the concurrency.
+        Index(
+            "uq_booking_applicants_active_per_group",
+            "national_id",
+            "service_group",
+            unique=True,
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    national_id: Mapped[str] = mapped_column(String(20))
+    full_name_ar: Mapped[str] = mapped_column(String(200))
+    full_name_en: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[dt.date] = mapped_column(Date)
+    service_group: Mapped[str] = mapped_column(String(64))
+    # Kept by the bookings.status trigger: true while the booking is a held or confirmed regular one.
+    active: Mapped[bool] = mapped_column(Boolean)
 
 
 class UrgentReserveUsage(db.Model):

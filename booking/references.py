@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from app.dialect import insert_ignoring
 from app.errors import Conflict
 from app.extensions import db
+from booking.applicants import Applicant, add_applicants, add_bookers_as_applicants
 from booking.models import Booking
 
 # Unambiguous for reading aloud and typing: no 0/O, 1/I/L.
@@ -37,11 +39,13 @@ def unused_reference() -> str:
     raise Conflict()  # practically unreachable: 31^6 ≈ 887 million references
 
 
-def insert_booking(values: dict[str, Any]) -> Booking:
-    """INSERT the booking under a fresh reference; a reference already taken is drawn again.
+def insert_booking(values: dict[str, Any], applicants: Sequence[Applicant] | None = None) -> Booking:
+    """INSERT the booking under a fresh reference, then its applicant rows (default: its citizen alone).
 
-    `ON CONFLICT (reference) DO NOTHING` skips only a reference collision, in the same round trip and
-    without breaking the transaction; the partial unique indexes (one hold, one per group) still raise.
+    Every booking INSERT goes through here, so every booking names its people. `ON CONFLICT (reference)
+    DO NOTHING` skips only a reference collision, in the same round trip and without breaking the
+    transaction; the partial unique indexes (one hold; one active booking per person and group, on the
+    applicant rows) still raise.
     """
     for _ in range(DRAWS):
         stmt = insert_ignoring(
@@ -49,5 +53,9 @@ def insert_booking(values: dict[str, Any]) -> Booking:
         ).returning(Booking)
         booking = db.session.scalars(stmt).first()
         if booking is not None:
+            if applicants is None:
+                add_bookers_as_applicants([booking.id])
+            else:
+                add_applicants(booking_id=booking.id, applicants=applicants, group=values["service_group"])
             return booking
     raise Conflict()  # practically unreachable: 31^6 ≈ 887 million references

@@ -15,6 +15,7 @@ from booking.release_schemas import (
     DrawResultSchema,
     DrawSchema,
     EntryCreateSchema,
+    EntryQuerySchema,
     EntrySchema,
     WaitlistCreateSchema,
     WaitlistSchema,
@@ -57,17 +58,29 @@ def draw_result(draw_id):
 @bp.arguments(EntryCreateSchema)
 @bp.response(201, EntrySchema)
 def enter_draw(args, draw_id):
-    """Enter a draw (one entry per person; 409 `draw_closed` after the close, `already_entered` twice)."""
+    """Enter a draw (one entry per person; 409 `draw_closed` after the close, `already_entered` twice).
+
+    With `applicant`, the entry is for a minor the citizen is a guardian of (anyone else: 403
+    `not_a_dependent`), and a win is that person's seat.
+    """
     principal = require_principal("citizen")
-    return draw_entries.enter_draw(account_id=principal.id, draw_id=draw_id, part_of_day=args["part_of_day"])
+    return draw_entries.enter_draw(
+        account_id=principal.id,
+        draw_id=draw_id,
+        part_of_day=args["part_of_day"],
+        applicant=args.get("applicant"),
+    )
 
 
 @bp.route("/draws/<int:draw_id>/entries/me", methods=["DELETE"])
 @auth_required("citizen")
+@bp.arguments(EntryQuerySchema, location="query")
 @bp.response(200, EntrySchema)
-def withdraw_entry(draw_id):
-    """Withdraw the citizen's entry before the close."""
-    return draw_entries.withdraw_entry(account_id=require_principal("citizen").id, draw_id=draw_id)
+def withdraw_entry(args, draw_id):
+    """Withdraw the citizen's entry (or, with `applicant`, their dependent's) before the close."""
+    return draw_entries.withdraw_entry(
+        account_id=require_principal("citizen").id, draw_id=draw_id, applicant=args.get("applicant")
+    )
 
 
 @bp.route("/me/draw-entries")

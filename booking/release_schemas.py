@@ -11,6 +11,7 @@ from app.catalogue.schemas import SLUG
 from app.schemas import BaseSchema, Integer, QuerySchema
 from booking.localtime import local_iso
 from booking.release_models import DRAW_STATUSES, ENTRY_STATUSES, PARTS_OF_DAY, WAITLIST_STATUSES
+from booking.schemas import NATIONAL_ID
 
 SERVICE_CODE = [
     validate.Length(max=64),
@@ -100,11 +101,27 @@ class DrawSchema(BaseSchema):
 
 class EntryCreateSchema(BaseSchema):
     part_of_day = ma.fields.String(load_default="any", validate=validate.OneOf(PARTS_OF_DAY))
+    applicant = ma.fields.String(
+        validate=NATIONAL_ID,
+        metadata={
+            "description": "The national id of a minor the citizen is a guardian of (on the draw's first "
+            "day) when the entry is theirs: a win is that person's seat. Default: the citizen. One entry "
+            "per person and draw."
+        },
+    )
+
+
+class EntryQuerySchema(QuerySchema):
+    applicant = ma.fields.String(
+        validate=NATIONAL_ID,
+        metadata={"description": "The dependent whose entry to withdraw (default: the citizen's own)"},
+    )
 
 
 class EntrySchema(BaseSchema):
     entry_id = Integer(attribute="id")
     draw_id = Integer()
+    applicant = ma.fields.String(attribute="national_id", metadata={"description": "Whom the entry is for"})
     entry_token = ma.fields.String()
     part_of_day = ma.fields.String()
     status = ma.fields.String(metadata={"enum": list(ENTRY_STATUSES)})

@@ -214,6 +214,7 @@ def _orphan_hold(claimed_at):
 
 @bp.route("/bookings", methods=["POST"])
 @refusals(
+    errors.NotADependent,
     errors.SlotNotFound,
     errors.SlotFull,
     errors.OutsideHorizon,
@@ -252,12 +253,22 @@ def _orphan_hold(claimed_at):
     ]
 )
 def hold(args):
-    """Hold a seat for HOLD_SECONDS; confirm before `hold_expires_at`."""
+    """Hold a seat for HOLD_SECONDS, one per applicant, all or none; confirm before `hold_expires_at`.
+
+    `applicants` (default: the citizen alone) lists the citizen and/or the minors they are a guardian of
+    on the slot's day: anyone else is 403 `not_a_dependent`, an adult other than the citizen 422. Each
+    applicant must be eligible and have no other active booking of the service group (409 naming them);
+    too few seats left is 409 `slot_full` with `details.available`.
+    """
     principal = require_principal("citizen")
     _require_app_check(principal.id)
     draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # 409 in_draw
     return services.hold_slot(
-        account_id=principal.id, slot_id=args["slot_id"], device_id=_device_id(), ip=client_ip()
+        account_id=principal.id,
+        slot_id=args["slot_id"],
+        applicants=args.get("applicants"),
+        device_id=_device_id(),
+        ip=client_ip(),
     )
 
 

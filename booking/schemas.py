@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from app.schemas import N_, BaseSchema, Integer, QuerySchema
 from booking.localtime import local_iso
-from booking.models import BOOKING_STATUSES, SUSPENSION_KINDS
+from booking.models import BOOKING_STATUSES, MAX_APPLICANTS, SUSPENSION_KINDS
 
 
 class SlotQuerySchema(QuerySchema):
@@ -37,8 +37,27 @@ class AvailableSlotSchema(BaseSchema):
         return local_iso(obj.end, obj.timezone)
 
 
+NATIONAL_ID = validate.Regexp(r"^\d{10}$", error=N_("A national number has 10 digits."))
+
+
 class HoldSchema(BaseSchema):
     slot_id = Integer(required=True, minimum=1)
+    applicants = ma.fields.List(
+        ma.fields.String(validate=NATIONAL_ID),
+        validate=validate.Length(min=1, max=MAX_APPLICANTS),
+        metadata={
+            "description": "Whom the booking is for, one seat each: the citizen's own national id and/or "
+            "those of the minors they are a guardian of (`GET /me/dependents?on=` the slot's day). "
+            "Default: the citizen alone.",
+            "uniqueItems": True,
+            "example": ["9990000001", "9990000201"],
+        },
+    )
+
+    @ma.validates("applicants")
+    def _distinct(self, value, **kwargs):
+        if len(set(value)) != len(value):
+            raise ma.ValidationError(N_("An applicant is listed twice."))
 
 
 class RescheduleSchema(BaseSchema):
@@ -47,6 +66,15 @@ class RescheduleSchema(BaseSchema):
 
 class BookingQuerySchema(QuerySchema):
     status = ma.fields.String(validate=validate.OneOf(BOOKING_STATUSES))
+
+
+class ApplicantSchema(BaseSchema):
+    national_id = ma.fields.String()
+    full_name = ma.fields.Method("localised_name")
+    date_of_birth = ma.fields.Date()
+
+    def localised_name(self, obj):
+        return obj.full_name_en if BookingSchema._english() else obj.full_name_ar
 
 
 class BookingSchema(BaseSchema):
@@ -68,6 +96,10 @@ class BookingSchema(BaseSchema):
     cancelled_at = ma.fields.Method("local_cancelled_at")
     checked_in_at = ma.fields.Method("local_checked_in_at")
     calendar_url = ma.fields.Method("calendar")
+    seats = Integer(metadata={"description": "Seats the booking takes: one per applicant"})
+    applicants = ma.fields.List(
+        ma.fields.Nested(ApplicantSchema), metadata={"description": "Whom it is for, in the order booked"}
+    )
 
     @staticmethod
     def _english() -> bool:

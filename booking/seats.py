@@ -1,9 +1,10 @@
 """Seats: taken by a conditional UPDATE, freed exactly once, and handed to whoever waits before open sale.
 
-- A seat is taken by `UPDATE slots SET booked = booked + 1 WHERE id = :id AND open AND booked < capacity`
-  checked by rowcount, in the same transaction as the booking INSERT.
-- A seat is freed only by flipping `bookings.holds_seat` true → false with a conditional UPDATE, and
-  `booked` is decremented by exactly the number of rows that UPDATE matched (so twice never happens).
+- A booking's seats (one per applicant, `bookings.seats`) are taken together by `UPDATE slots SET
+  booked = booked + n WHERE id = :id AND open AND booked + n <= capacity` checked by rowcount, in the
+  same transaction as the booking INSERT: all of them or none.
+- Seats are freed only by flipping `bookings.holds_seat` true → false with a conditional UPDATE, and
+  `booked` is decremented by exactly the seats of the rows that UPDATE matched (so twice never happens).
 - Expired holds and cancelled seats whose release delay has passed are released lazily when a hold finds
   their slot full (and counted as free wherever availability is read), so they work with the scheduler
   stopped; the `expire_holds` job sweeps the rest.
@@ -32,8 +33,9 @@ from app.catalogue.models import Offering, Service
 from app.dialect import for_update
 from app.errors import AppError
 from app.extensions import db
-from booking import seatgate
-from booking.abuse import check_eligibility, check_suspensions
+from booking import errors, seatgate
+from booking.abuse import check_applicants
+from booking.applicants import Applicant, entrant
 from booking.draws import audit_draw
 from booking.locks import lock_slots
 from booking.lottery import part_of_day
@@ -50,25 +52,37 @@ def _cfg(name: str) -> Any:
 # ------------------------------------------------------------------------------------- taking a seat
 
 
-def take_seat(slot_id: int) -> bool:
-    """The conditional seat UPDATE: true when a seat was taken (its row lock is held until commit)."""
+def take_seat(slot_id: int, seats: int = 1) -> bool:
+    """The conditional seat UPDATE: true when all `seats` were taken (its row lock is held until commit)."""
     taken = db.session.execute(
         update(Slot)
-        .where(Slot.id == slot_id, Slot.open.is_(True), Slot.booked < Slot.capacity)
-        .values(booked=Slot.booked + 1)
+        .where(Slot.id == slot_id, Slot.open.is_(True), Slot.booked + seats <= Slot.capacity)
+        .values(booked=Slot.booked + seats)
         .execution_options(synchronize_session=False)
     ).rowcount
     return taken == 1
 
 
-def return_seat(slot_id: int) -> None:
-    """Give one seat of the slot back (`booked - 1`): a move's old seat, or one whose booking failed."""
+def return_seat(slot_id: int, seats: int = 1) -> None:
+    """Give seats of the slot back (`booked - seats`): a move's old seats, or those of a failed booking."""
     db.session.execute(
         update(Slot)
         .where(Slot.id == slot_id)
-        .values(booked=Slot.booked - 1)
+        .values(booked=Slot.booked - seats)
         .execution_options(synchronize_session=False)
     )
+
+
+def seats_left(slot_id: int) -> int:
+    """The slot's seats not booked, as the database has them now (for a refusal's `available`)."""
+    free = db.session.scalar(select(Slot.capacity - Slot.booked).where(Slot.id == slot_id))
+    return max(free or 0, 0)
+
+
+def slot_full(slot_id: int, *, seats: int = 1, available: int | None = None) -> errors.SlotFull:
+    """409 slot_full naming the seats asked for and those left (read now unless given)."""
+    left = seats_left(slot_id) if available is None else max(available, 0)
+    return errors.SlotFull(details={"slot_id": slot_id, "available": left, "seats": seats})
 
 
 def next_release(slot_id: int):
@@ -96,14 +110,15 @@ def due_release(now: dt.datetime):
 
 
 def free_due_seats(slot_id: int, now: dt.datetime) -> int:
-    """Free the due seats of one slot (caller holds the slot lock); returns how many were freed."""
-    result = db.session.execute(
+    """Free the due seats of one slot (caller holds the slot lock); returns how many seats were freed."""
+    seats = db.session.scalars(
         update(Booking)
         .where(Booking.slot_id == slot_id, due_release(now))
         .values(holds_seat=False, status=case((Booking.status == "held", "expired"), else_=Booking.status))
+        .returning(Booking.seats)
         .execution_options(synchronize_session=False)
-    )
-    freed = result.rowcount or 0
+    ).all()
+    freed = sum(seats)  # a family booking frees all its seats at once
     if freed:
         db.session.execute(
             update(Slot)
@@ -116,7 +131,7 @@ def free_due_seats(slot_id: int, now: dt.datetime) -> int:
 
 
 def release_slot_seats(*, slot_id: int) -> int:
-    """Free a slot's due seats in a short transaction of its own; returns how many."""
+    """Free a slot's due seats in a short transaction of its own; returns how many seats."""
     try:
         lock_slots([slot_id])
         freed = free_due_seats(slot_id, clock.now())
@@ -130,7 +145,7 @@ def release_slot_seats(*, slot_id: int) -> int:
 
 
 def release_due_seats() -> int:
-    """Free every due seat (expired holds, cancels past their delay), one slot per transaction."""
+    """Free every due seat (expired holds, cancels past their delay), one slot per transaction; how many."""
     now = clock.now()
     slot_ids = db.session.scalars(
         select(Booking.slot_id).where(Booking.slot_id.is_not(None), due_release(now)).distinct()
@@ -243,15 +258,19 @@ def _close_draw_waitlist_if_empty(draw: Draw) -> None:
         )
 
 
-def _refusal(account: Account | None, service: Service, timezone: str, today: dt.date) -> str | None:
+def _refusal(
+    account: Account | None, entry: DrawEntry | WaitlistEntry, service: Service, timezone: str, today: dt.date
+) -> tuple[str | None, list[Applicant] | None]:
+    """Why the entry gets no seat (or None), and whom its seat is for (None: the citizen alone)."""
     if account is None or not account.is_verified:
-        return "account"
+        return "account", None
+    national_id = getattr(entry, "national_id", None) or account.national_id
     try:
-        check_suspensions(account, service, clock.now(), timezone)
-        check_eligibility(account=account, service=service, today=today)
+        person = entrant(account, national_id)
+        check_applicants(account, [person], service, now=clock.now(), tz=timezone, today=today)
     except AppError as refusal:
-        return str(refusal.details.get("reason") or refusal.code)[:40]
-    return None
+        return str(refusal.details.get("reason") or refusal.code)[:40], None
+    return None, None if person.is_booker else [person]
 
 
 def _offer_one(
@@ -259,7 +278,7 @@ def _offer_one(
 ) -> str:
     """Offer one seat of `slot` to `entry` as a held booking: offered, skipped (entry closed), or no_seat."""
     account = db.session.get(Account, entry.account_id)
-    reason = _refusal(account, service, offering.centre.timezone, slot.local_date)
+    reason, people = _refusal(account, entry, service, offering.centre.timezone, slot.local_date)
     if reason is not None:
         _close_entry(entry, is_draw=draw is not None, reason=reason)
         return "skipped"
@@ -267,7 +286,7 @@ def _offer_one(
         return "no_seat"
     expires = min(now + dt.timedelta(minutes=_cfg("WAITLIST_OFFER_MINUTES")), slot.start)
     booking = _claim_with_offer(
-        entry, slot, offering, service, is_draw=draw is not None, now=now, expires=expires
+        entry, slot, offering, service, is_draw=draw is not None, now=now, expires=expires, people=people
     )
     if booking is None:
         return "skipped"
@@ -315,6 +334,7 @@ def _claim_with_offer(
     is_draw: bool,
     now: dt.datetime,
     expires: dt.datetime,
+    people: list[Applicant] | None = None,
 ) -> Booking | None:
     """The held booking offered to `entry` and the entry claimed together; None (seat given back) if not."""
     model = DrawEntry if is_draw else WaitlistEntry
@@ -335,7 +355,8 @@ def _claim_with_offer(
                     "hold_expires_at": expires,
                     "created_at": now,
                     ("draw_entry_id" if is_draw else "waitlist_entry_id"): entry.id,
-                }
+                },
+                people,
             )
             claimed = db.session.execute(
                 update(model)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,19 +28,25 @@ from app import clock
 from app.catalogue.models import Centre, Offering, Service
 from app.database import commit_keeping_state
 from app.dialect import insert_ignoring
+from app.errors import AppError
 from app.extensions import db
 from booking import errors, seatgate
 from booking.abuse import (
-    AbuseRefusal,
     apply_cancel_cooldown,
     bind_device,
-    check_eligibility,
+    check_applicants,
     check_quotas,
-    check_suspensions,
     get_citizen,
     integrity_refusal,
     record_refusal,
     record_sanction_event,
+)
+from booking.applicants import (
+    add_applicants,
+    add_bookers_as_applicants,
+    applicant_rows,
+    check_applicant_list,
+    resolve_applicants,
 )
 from booking.horizon import check_booking_window
 from booking.localtime import local_iso
@@ -47,7 +54,7 @@ from booking.locks import lock_account, lock_slots
 from booking.models import Booking, Slot, UrgentReserveUsage
 from booking.notices import notify_booking
 from booking.references import insert_booking, normalise_reference, unused_reference
-from booking.seats import free_due_seats, next_release, release_slot_seats, return_seat, take_seat
+from booking.seats import free_due_seats, next_release, release_slot_seats, return_seat, slot_full, take_seat
 
 
 def _cfg(name: str) -> Any:
@@ -106,34 +113,43 @@ def _bookable_slot(slot_id: int) -> tuple[Slot, Offering, Service, Centre]:
 
 
 def hold_slot(
-    *, account_id: int, slot_id: int, device_id: str | None = None, ip: str | None = None
+    *,
+    account_id: int,
+    slot_id: int,
+    applicants: Sequence[str] | None = None,
+    device_id: str | None = None,
+    ip: str | None = None,
 ) -> Booking:
-    """Hold a seat of a slot for HOLD_SECONDS (201 held); anti-abuse refusals are recorded.
+    """Hold a seat per applicant of a slot for HOLD_SECONDS, all or none (201 held); abuse refusals recorded.
 
-    One transaction, in the lock order account → slot. A slot seen full a moment ago is refused by the
-    sold-out gate (Redis) before any database work; a full slot with nothing due for release is refused
-    by one read, with no lock and no write, and closes the gate.
+    `applicants`: national ids of the citizen and/or their dependents on the slot's day (default: the
+    citizen alone). One transaction, in the lock order account → slot. A slot seen full a moment ago is
+    refused by the sold-out gate (Redis) before any database work; a slot without the seats asked for and
+    nothing due for release is refused by one read, with no lock and no write (and closes the gate if full).
     """
+    if applicants:
+        check_applicant_list(applicants)
+    seats = len(applicants) if applicants else 1
     gate = seatgate.check(slot_id)
     if gate == seatgate.CLOSED:
-        raise errors.SlotFull(details={"slot_id": slot_id})
-    group, own_expired = "", []
+        raise slot_full(slot_id, seats=seats, available=0)
+    group, released, people = "", [], []
     try:
         slot, offering, service, centre = _bookable_slot(slot_id)
         group = service.group
         now = clock.now()
-        _refuse_if_sold_out(slot, now)
+        _refuse_if_short(slot, seats, now)
         if gate == seatgate.PROBE:  # seats to be had again: every hold may ask the database
             seatgate.reopen(slot_id)
         account = get_citizen(account_id, lock=True)
         check_booking_window(
             slot.start, now=now, expatriate=account.is_expatriate, offering=offering, timezone=centre.timezone
         )
-        check_suspensions(account, service, now, centre.timezone)
-        check_eligibility(account=account, service=service, today=slot.local_date)
+        people = resolve_applicants(account=account, national_ids=applicants, on=slot.local_date)
+        check_applicants(account, people, service, now=now, tz=centre.timezone, today=slot.local_date)
         bind_device(account_id, device_id, now)
-        own_expired = check_quotas(account_id, group, now)
-        _take_seat_for_hold(slot_id, own_expired, now)
+        released = check_quotas(account_id, group, now, people)
+        _take_seats_for_hold(slot_id, seats, released, now)
         booking = insert_booking(
             {
                 "account_id": account_id,
@@ -145,56 +161,64 @@ def hold_slot(
                 "kind": "regular",
                 "status": "held",
                 "holds_seat": True,
+                "seats": seats,
                 "hold_expires_at": now + dt.timedelta(seconds=_cfg("HOLD_SECONDS")),
                 "device_id": (device_id or None) and device_id[:128],
                 "created_at": now,
-            }
+            },
+            people,
         )
         # The answer is built from the rows in hand: linked without history (nothing to flush), kept
         # unexpired through the commit, so serialising it needs no reload.
         set_committed_value(booking, "slot", slot)
         set_committed_value(booking, "centre", centre)
+        set_committed_value(booking, "applicants", applicant_rows(booking, people))
         notify_booking(booking, "booking_held", dedupe=f"booking_held:{booking.id}", start=slot.start)
         commit_keeping_state(db.session)
     except IntegrityError as exc:
         db.session.rollback()
-        refusal = integrity_refusal(exc, group)
+        refusal = integrity_refusal(exc, group, people)
         record_refusal(refusal, account_id=account_id, device_id=device_id, ip=ip, slot_id=slot_id)
         raise refusal from exc
-    except AbuseRefusal as refusal:
+    except AppError as refusal:
         db.session.rollback()
+        # Only the abuse refusals (ABUSE_RULES) are recorded: a stranger named as applicant, eligibility...
         record_refusal(refusal, account_id=account_id, device_id=device_id, ip=ip, slot_id=slot_id)
         raise
     except Exception:
         db.session.rollback()
         raise
-    if own_expired:
-        seatgate.reopen(*own_expired)
+    if released:
+        seatgate.reopen(*released)
     return booking
 
 
-def _refuse_if_sold_out(slot: Slot, now: dt.datetime) -> None:
-    """A full slot with nothing due for release is refused at once, and closes the sold-out gate."""
-    if slot.booked < slot.capacity:
+def _refuse_if_short(slot: Slot, seats: int, now: dt.datetime) -> None:
+    """A slot without the seats asked for and nothing due for release is refused at once (closing the
+    sold-out gate when it is full)."""
+    if slot.capacity - slot.booked >= seats:
         return
     due = db.session.scalar(next_release(slot.id))
     if due is None or due > now:
         db.session.rollback()
-        seatgate.close(slot.id, now=now, next_release=due)
-        raise errors.SlotFull(details={"slot_id": slot.id})
+        if slot.booked >= slot.capacity:
+            seatgate.close(slot.id, now=now, next_release=due)
+        raise slot_full(slot.id, seats=seats, available=slot.capacity - slot.booked)
 
 
-def _take_seat_for_hold(slot_id: int, own_expired: list[int], now: dt.datetime) -> None:
-    """Take the hold's seat, first freeing the citizen's own expired holds and, if full, the seats due."""
-    if own_expired:  # released here so they never block the new hold; slots locked in id order
-        lock_slots([*own_expired, slot_id])
-        for expired_slot in sorted(set(own_expired)):
+def _take_seats_for_hold(slot_id: int, seats: int, released: list[int], now: dt.datetime) -> None:
+    """Take the hold's seats, first freeing the expired holds in the way and, if short, the seats due."""
+    if released:  # released here so they never block the new hold; slots locked in id order
+        lock_slots([*released, slot_id])
+        for expired_slot in sorted(set(released)):
             free_due_seats(expired_slot, now)
-    if not take_seat(slot_id):
-        # Full: free the seats that fell due (expired holds, cancels past their delay) and try once more.
+    if not take_seat(slot_id, seats):
+        # Short: free the seats that fell due (expired holds, cancels past their delay) and try once more,
+        # under the slot lock, so a release committed meanwhile by someone else counts too.
         lock_slots([slot_id])
-        if not (free_due_seats(slot_id, now) and take_seat(slot_id)):
-            raise errors.SlotFull(details={"slot_id": slot_id})
+        free_due_seats(slot_id, now)
+        if not take_seat(slot_id, seats):
+            raise slot_full(slot_id, seats=seats)
 
 
 def _apply_or_reread(statement: Any, *, account_id: int, reference: str, done: str) -> Booking | None:
@@ -329,12 +353,12 @@ def reschedule_booking(*, account_id: int, reference: str, slot_id: int) -> Book
     check_booking_window(
         new_slot.start, now=now, expatriate=account.is_expatriate, offering=offering, timezone=centre.timezone
     )
-    old_slot_id = booking.slot_id
+    old_slot_id, seats = booking.slot_id, booking.seats
     try:
         lock_slots([old_slot_id, slot_id])
         free_due_seats(slot_id, now)
-        if not take_seat(slot_id):
-            raise errors.SlotFull(details={"slot_id": slot_id})
+        if not take_seat(slot_id, seats):  # every seat of the booking on the new slot, or none
+            raise slot_full(slot_id, seats=seats)
         moved = db.session.execute(
             update(Booking)
             .where(
@@ -348,7 +372,7 @@ def reschedule_booking(*, account_id: int, reference: str, slot_id: int) -> Book
         ).rowcount
         if moved != 1:
             raise errors.InvalidBookingState(details={"reason": "changed_concurrently"})
-        return_seat(old_slot_id)
+        return_seat(old_slot_id, seats)
         booking.slot_id, booking.centre_id = slot_id, centre.id
         notify_booking(
             booking,
@@ -390,10 +414,15 @@ def booking_calendar(*, account_id: int, reference: str) -> bytes:
         event.add("dtstart", booking.urgent_date)
         event.add("dtend", booking.urgent_date + dt.timedelta(days=1))
     event.add("location", f"{centre.name_en}, {centre.address_en} / {centre.name_ar}، {centre.address_ar}")
+    people = "".join(
+        f"\n{n}. {a.full_name_en} / {a.full_name_ar} ({a.national_id})"
+        for n, a in enumerate(booking.applicants, start=1)
+    )
     event.add(
         "description",
         f"Booking reference: {booking.reference}\nرقم الحجز: {booking.reference}\n"
-        f"Service: {booking.service_code}\nStatus: {booking.status}",
+        f"Service: {booking.service_code}\nStatus: {booking.status}\n"
+        f"Applicants / المتقدّمون ({booking.seats}):{people}",
     )
     event.add("status", "CANCELLED" if booking.status in ("cancelled", "expired") else "CONFIRMED")
     cal.add_component(event)
@@ -504,9 +533,18 @@ def complete_booking(*, booking_id: int) -> None:
 
 
 def create_urgent_booking(
-    *, account_id: int, centre_id: str, service_code: str, local_date: dt.date
+    *,
+    account_id: int,
+    centre_id: str,
+    service_code: str,
+    local_date: dt.date,
+    applicant_national_id: str | None = None,
 ) -> Booking:
-    """An approved urgent pass for a day from the daily reserve, outside slot capacity (no commit)."""
+    """An approved urgent pass for a day from the daily reserve, outside slot capacity (no commit).
+
+    `applicant_national_id`: the dependent the pass is for (checked when the request was filed and again
+    here, on its day); default the citizen.
+    """
     from app.catalogue.services import get_offering
 
     offering = get_offering(centre_id=centre_id, service_code=service_code)
@@ -552,6 +590,12 @@ def create_urgent_booking(
     )
     db.session.add(booking)
     db.session.flush()
+    if applicant_national_id is None:
+        add_bookers_as_applicants([booking.id])
+    else:
+        account = get_citizen(account_id)
+        people = resolve_applicants(account=account, national_ids=[applicant_national_id], on=local_date)
+        add_applicants(booking_id=booking.id, applicants=people, group=booking.service_group, active=False)
     return booking
 
 

@@ -71,7 +71,7 @@ def join_waitlist(
     try:
         check_suspensions(account, service, now, tz)
         check_eligibility(account=account, service=service, today=date_from)
-        check_group_quota(account_id, group)
+        check_group_quota(account.national_id, group)
         entry = WaitlistEntry(
             account_id=account_id,
             offering_id=offering.id,

@@ -214,6 +214,8 @@ class UrgentRequest(db.Model):
     note: Mapped[str | None] = mapped_column(String(1000))
     approved_date: Mapped[dt.date | None] = mapped_column(Date)
     booking_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The dependent (a minor the citizen is a guardian of) the pass is for; None: the citizen themselves.
+    applicant_national_id: Mapped[str | None] = mapped_column(String(20))
 
     centre: Mapped[Centre] = relationship()
 

@@ -21,7 +21,13 @@ from app.security import (
     require_principal,
 )
 from app.tokens import DISPLAY_TOKEN_PREFIX
-from booking.errors import BookingNotConfirmed, CheckInWindow, InvalidBookingState, UrgentReserveExhausted
+from booking.errors import (
+    BookingNotConfirmed,
+    CheckInWindow,
+    InvalidBookingState,
+    NotADependent,
+    UrgentReserveExhausted,
+)
 
 from . import counters, services, streams, urgent
 from .errors import (
@@ -445,13 +451,16 @@ def audit_log(centre_id):
 
 
 @bp.route("/urgent-requests", methods=["POST"])
-@refusals(UrgentNotAllowed, InvalidDate, UrgentQuotaExceeded, UrgentRequestPending, ServiceNotOffered)
+@refusals(
+    UrgentNotAllowed, InvalidDate, UrgentQuotaExceeded, UrgentRequestPending, ServiceNotOffered, NotADependent
+)
 @idempotent
 @auth_required("citizen")
 @bp.arguments(UrgentRequestCreateSchema)
 @bp.response(201, UrgentRequestSchema)
 def create_urgent_request(args):
-    """Ask for an urgent passport (one pending at a time; at most 2 approvals a year)."""
+    """Ask for an urgent passport (one pending at a time; at most 2 approvals a year), for oneself or, with
+    `applicant`, for a minor one is a guardian of (anyone else: 403 `not_a_dependent`)."""
     return urgent.create_urgent_request(
         account_id=require_principal().id,
         centre_id=args["centre_id"],
@@ -459,6 +468,7 @@ def create_urgent_request(args):
         reason_code=args["reason_code"],
         travel_date=args["travel_date"],
         details=args["details"],
+        applicant=args.get("applicant"),
     )
 
 

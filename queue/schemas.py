@@ -11,7 +11,7 @@ from marshmallow import validate
 
 from app import clock
 from app.errors import local_date_text
-from app.schemas import BaseSchema, Integer, QuerySchema
+from app.schemas import N_, BaseSchema, Integer, QuerySchema
 
 from .models import URGENT_REASONS, URGENT_STATUSES
 
@@ -287,6 +287,13 @@ class UrgentRequestCreateSchema(BaseSchema):
     reason_code = ma.fields.String(required=True, validate=validate.OneOf(URGENT_REASONS))
     travel_date = ma.fields.Date(required=True, validate=_within_a_year)
     details = ma.fields.String(load_default="", validate=validate.Length(max=2000))
+    applicant = ma.fields.String(
+        validate=validate.Regexp(r"^\d{10}$", error=N_("A national number has 10 digits.")),
+        metadata={
+            "description": "The national id of a minor the citizen is a guardian of (on the travel date), "
+            "when the urgent passport is theirs. Default: the citizen."
+        },
+    )
 
 
 class UrgentRequestSchema(BaseSchema):
@@ -303,6 +310,12 @@ class UrgentRequestSchema(BaseSchema):
     note = ma.fields.String(dump_only=True, allow_none=True)
     approved_date = ma.fields.Date(dump_only=True, allow_none=True)
     booking_id = Integer(dump_only=True, allow_none=True)
+    applicant = ma.fields.String(
+        attribute="applicant_national_id",
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "The dependent the pass is for (null: the citizen)"},
+    )
 
 
 class StaffUrgentRequestSchema(UrgentRequestSchema):

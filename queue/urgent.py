@@ -16,7 +16,9 @@ from app.catalogue.services import centre_today, get_centre
 from app.dialect import for_update
 from app.errors import NotFound
 from app.extensions import db
+from app.registry.services import list_dependents
 from app.security import Principal, require_centre
+from booking.errors import NotADependent
 from notifications.services import notify_citizen
 
 from .errors import (
@@ -53,14 +55,20 @@ def create_urgent_request(
     reason_code: str,
     travel_date: dt.date,
     details: str,
+    applicant: str | None = None,
 ) -> UrgentRequest:
-    """A citizen asks for an urgent passport: one pending at a time, a yearly cap on approvals."""
+    """A citizen asks for an urgent passport: one pending at a time, a yearly cap on approvals.
+
+    `applicant` names a dependent the passport is for (a minor the citizen is a guardian of on the travel
+    date); anyone else is 403 `not_a_dependent`, recorded as an abuse event.
+    """
     centre = get_centre(centre_id)
     service = offered_service(centre_id, service_code)
     if service.group != URGENT_SERVICE_GROUP:
         raise UrgentNotAllowed(details={"service": service_code})
     if travel_date < centre_today(centre):
         raise InvalidDate(details={"travel_date": travel_date.isoformat()})
+    applicant = _dependent_applicant(account_id, applicant, on=travel_date)
     now = clock.now()
     cap = current_app.config["URGENT_MAX_APPROVED"]
     if _approved_recently(account_id, now) >= cap:
@@ -74,6 +82,7 @@ def create_urgent_request(
         details=details,
         status="pending",
         created_at=now,
+        applicant_national_id=applicant,
     )
     db.session.add(urgent_request)
     try:
@@ -83,6 +92,27 @@ def create_urgent_request(
         db.session.rollback()
         raise UrgentRequestPending() from None
     return urgent_request
+
+
+def _dependent_applicant(account_id: int, applicant: str | None, *, on: dt.date) -> str | None:
+    """The dependent an urgent request is for (None: the citizen themselves)."""
+    from app.accounts.models import Account
+
+    own = db.session.scalar(select(Account.national_id).where(Account.id == account_id))
+    if applicant is None or applicant == own:
+        return None
+    if applicant in {ward.national_id for ward in list_dependents(guardian_national_id=own, on=on)}:
+        return applicant
+    db.session.rollback()
+    from booking.abuse import record_abuse_event
+
+    record_abuse_event(
+        rule="not_a_dependent",
+        reason="not_a_dependent",
+        account_id=account_id,
+        details={"national_id": applicant, "path": "urgent_request"},
+    )
+    raise NotADependent(details={"national_id": applicant})
 
 
 def list_my_urgent_requests(*, account_id: int):
@@ -193,6 +223,7 @@ def approve_urgent_request(
             centre_id=urgent_request.centre_id,
             service_code=urgent_request.service_code,
             local_date=local_date,
+            applicant_national_id=urgent_request.applicant_national_id,
         )
     except Exception:
         db.session.rollback()

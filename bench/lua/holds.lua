@@ -2,12 +2,16 @@
 -- citizens (BENCH_TOKENS, one access token a line), then confirms it (BENCH_CONFIRM=1). A citizen with a
 -- seat stops booking; one whose hold was refused (slot_full) tries again later. The X-Request-ID the app
 -- echoes tells each answer's citizen. References go to "samples" so run.py checks them in the database.
-local tokens, slots, mine, cursor, confirms, busy, booked
+-- With BENCH_APPLICANTS (one JSON list of national ids a line, in the order of BENCH_TOKENS), each hold is
+-- a family's: `"applicants": <that line>`, one seat per applicant.
+local tokens, slots, mine, cursor, confirms, busy, booked, applicants
 local confirm = os.getenv("BENCH_CONFIRM") == "1"
 
 function init(args)
   tokens = read_lines(os.getenv("BENCH_TOKENS"))
   slots = read_lines(os.getenv("BENCH_SLOTS"))
+  local family = os.getenv("BENCH_APPLICANTS")
+  applicants = (family and #family > 0) and read_lines(family) or nil
   local nthreads = tonumber(os.getenv("BENCH_THREADS"))
   mine, confirms, busy, booked, cursor = {}, {}, {}, {}, 0
   for i = 1, #tokens do
@@ -32,7 +36,8 @@ function request()
       return wrk.format("POST", "/api/v1/bookings",
         {["Authorization"] = "Bearer " .. tokens[idx], ["Content-Type"] = "application/json",
          ["X-Request-ID"] = "h:" .. idx},
-        '{"slot_id": ' .. slots[math.random(#slots)] .. '}')
+        '{"slot_id": ' .. slots[math.random(#slots)] ..
+          (applicants and (', "applicants": ' .. applicants[idx]) or '') .. '}')
     end
   end
   bump("idle_sent")  -- every citizen of this thread has a seat or a request in flight

@@ -11,7 +11,7 @@ from app import clock
 from app.extensions import db
 from booking import seats, services
 from booking.errors import SlotFull
-from booking.models import Booking, Slot
+from booking.models import Booking, BookingApplicant, Slot
 
 
 def _hold(account_slot):
@@ -189,6 +189,21 @@ def test_database_constraints_back_the_rules(rctx, kit):
     db.session.rollback()
     twin.status, twin.service_group = "confirmed", first.service_group
     db.session.add(twin)
+    db.session.flush()
+    # One active booking per group is per person (SPEC §10): the rule is on the applicant rows.
+    person = first.applicants[0]
+    db.session.add(
+        BookingApplicant(
+            booking_id=twin.id,
+            position=1,
+            national_id=person.national_id,
+            full_name_ar=person.full_name_ar,
+            full_name_en=person.full_name_en,
+            date_of_birth=person.date_of_birth,
+            service_group=first.service_group,
+            active=True,
+        )
+    )
     with pytest.raises(IntegrityError):
         db.session.flush()
     db.session.rollback()
