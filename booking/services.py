@@ -416,6 +416,7 @@ class CheckedIn:
     kind: str
     slot_start: dt.datetime | None
     late: bool
+    seats: int = 1  # people on the booking (a family's seats; 1 where bookings have no `seats`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,6 +491,7 @@ def mark_checked_in(*, reference: str, centre_id: str, allow_late: bool = False)
         kind=booking.kind,
         slot_start=booking.slot.start if booking.slot is not None else None,
         late=late,
+        seats=getattr(booking, "seats", None) or 1,
     )
 
 
