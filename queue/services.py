@@ -327,6 +327,7 @@ def _join_visit(
             )
             .order_by(Ticket.id.desc())
             .limit(1)
+            .execution_options(populate_existing=True)
         )
     )
     if ticket is None or service_code in ticket.services or len(ticket.services) >= MAX_VISIT_SERVICES:
@@ -610,7 +611,8 @@ def _tell_turn_near(ticket: Ticket | TicketAnswer, order: list[WaitingTicket] | 
 
 
 def _staff_ticket(ticket_id: int, principal: Principal, *, lock: bool = True) -> Ticket:
-    query = select(Ticket).where(Ticket.id == ticket_id)
+    # The row as it is now (the session keeps objects past commits, and this one may have been read before).
+    query = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
     ticket = db.session.scalar(for_update(query) if lock else query)
     if ticket is None:
         raise NotFound()
