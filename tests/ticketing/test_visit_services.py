@@ -101,6 +101,10 @@ def test_services_refused_write_nothing(kit, client):
     assert refused.status_code == 422 and refused.json["error"]["code"] == "visit_service_not_offered"
     assert refused.json["error"]["details"]["service"] == elsewhere.code
     assert elsewhere.code in refused.json["error"]["message"]
+    in_arabic = take(
+        client, site, {"services": [elsewhere.code]}, headers={**site.kiosk, "Accept-Language": "ar"}
+    ).json["error"]["message"]
+    assert in_arabic == f"الخدمة {elsewhere.code} غير متوفرة في هذا المركز."
     extra = [kit.make.service(code=f"more.{site.centre.id}.{i}", ticket_prefix="M") for i in range(3)]
     for service in extra:
         kit.make.offering(site.centre, service)
