@@ -835,12 +835,17 @@ def public_ticket(*, public_id: str) -> dict[str, Any]:
     if ticket is None:
         raise NotFound()
     with_position(ticket)
-    centre, service = ticket.centre, ticket.service
+    centre = ticket.centre
+    codes = list(ticket.services or [ticket.service_code])
+    names = {s.code: s for s in db.session.scalars(select(Service).where(Service.code.in_(codes)))}
     return {
         "public_id": ticket.public_id,
         "number": ticket.number,
         "service": ticket.service_code,
-        "services": [{"code": service.code, "name_ar": service.name_ar, "name_en": service.name_en}],
+        # Every service of the visit, in order (the current one is `service`).
+        "services": [
+            {"code": code, "name_ar": names[code].name_ar, "name_en": names[code].name_en} for code in codes
+        ],
         "status": ticket.status,
         "position": ticket.position,
         "estimated_wait_minutes": ticket.estimated_wait_minutes,

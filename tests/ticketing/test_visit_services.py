@@ -51,6 +51,8 @@ def test_a_ticket_of_two_services_is_served_in_order_keeping_its_number_and_plac
     # Nobody ahead, but the visit's own time at A (6 minutes) comes before B is called.
     assert body["position"] == 1 and body["estimated_wait_minutes"] == 6
     # A single `service` still works, as a visit of one service.
+    public = client.get(f"{API}/public-tickets/{body['public_id']}")
+    assert public.status_code == 200 and [s["code"] for s in public.json["services"]] == [A.code, B.code]
     later_b = take(client, site, {"service": B.code}).json
     assert later_b["services"] == [B.code] and later_b["services_left"] == 0
 
