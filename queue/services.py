@@ -581,7 +581,8 @@ def _tell_called(ticket: Ticket | TicketAnswer, counter_number: int) -> None:
             "centre_id": ticket.centre_id,
             "service_code": ticket.service_code,
         },
-        dedupe_key=f"ticket_called:{ticket.id}:{ticket.recall_count}",
+        # A ticket of several services is called once for each of them.
+        dedupe_key=f"ticket_called:{ticket.id}:{ticket.service_code}:{ticket.recall_count}",
     )
 
 
@@ -606,7 +607,7 @@ def _tell_turn_near(ticket: Ticket | TicketAnswer, order: list[WaitingTicket] | 
                 "centre_id": ticket.centre_id,
                 "service_code": row.service_code,
             },
-            dedupe_key=f"turn_near:{row.id}",
+            dedupe_key=f"turn_near:{row.id}:{row.service_code}",
         )
 
 

@@ -245,3 +245,25 @@ def test_a_family_booking_gives_a_ticket_with_its_party_size(kit, client, make):
     )
     assert r.status_code == 201, r.json
     assert r.json["party_size"] == (3 if has_seats else 1)
+
+
+def test_the_citizen_is_told_where_to_go_for_each_service(kit, client, make):
+    from notifications.models import Notification
+
+    site = kit.site(remote=True)
+    citizen = make.citizen()
+    mine = take(
+        client, site, {"services": [site.other.code, site.passport.code]}, headers=make.headers(citizen)
+    )
+    assert mine.status_code == 201, mine.json
+    _open(client, kit, site.clerk, site.counters[0], [site.other.code, site.passport.code])
+    for _ in range(2):
+        assert _call(client, site, site.counters[0]).json["ticket_id"] == mine.json["ticket_id"]
+        assert _act(client, site, mine.json["ticket_id"], "complete").status_code == 200
+    kinds = kit.call(
+        lambda: [
+            n.kind
+            for n in db.session.scalars(select(Notification).where(Notification.account_id == citizen.id))
+        ]
+    )
+    assert kinds.count("ticket_called") == 2
