@@ -23,11 +23,12 @@ from app import clock
 from app.audit import record_audit
 from app.catalogue.models import Centre, Offering, Service
 from app.catalogue.services import centre_today, get_centre, opening_state
-from app.database import UTCDateTime
+from app.database import UTCDateTime, commit_keeping_state
 from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.security import Principal, require_centre
+from booking.errors import InvalidBookingState
 from notifications.services import notify_citizen
 
 from . import live
@@ -165,14 +166,22 @@ def _create_ticket(
 
 
 def _commit_ticket_change(
-    centre_id: str, *extra_events: tuple[str, dict[str, Any]], waiting_delta: Mapping[str, int] | None = None
+    centre_id: str,
+    *extra_events: tuple[str, dict[str, Any]],
+    waiting_delta: Mapping[str, int] | None = None,
+    keep_state: bool = False,
 ) -> None:
     """Commit, then tell the centre's screens and consoles (events only after the commit).
 
     `waiting_delta` is how many tickets each service's waiting list gained (or lost, negative) in the
     transaction: the counts the screens show move by it and are published (None: nothing to publish).
+    `keep_state`: the answer is the rows just written under lock, kept as they are (not read again after the
+    commit, when other counters may have moved them on).
     """
-    db.session.commit()
+    if keep_state:
+        commit_keeping_state(db.session)
+    else:
+        db.session.commit()
     live.publish_changes(
         centre_id,
         extra_events,
@@ -256,6 +265,11 @@ def check_in_booking(
 
     An urgent booking becomes an `urgent` ticket; a late one (when allowed) a walk-in ticket; otherwise
     an `appointment` ticket due at its slot. `account_id` restricts the booking to its owner (404).
+
+    One visit, one ticket: the citizen's other bookings at the centre that day whose check-in is open are
+    checked in with it, their services on the ticket in slot order; a booking checked in later while the
+    ticket is still active joins it (among the services still to come, in slot order) instead of taking
+    another ticket. A family booking's ticket carries its seats as `party_size`.
     """
     from booking import services as booking
 
@@ -265,9 +279,16 @@ def check_in_booking(
     if centre_id is None:
         raise NotFound()
     require_open(get_centre(centre_id))
-    checked = booking.mark_checked_in(reference=reference, centre_id=centre_id, allow_late=allow_late)
+    try:
+        checked = booking.mark_checked_in(reference=reference, centre_id=centre_id, allow_late=allow_late)
+    except InvalidBookingState:
+        # Checked in already with another booking of the visit: its ticket is the answer.
+        ticket = _ticket_of_checked_in(reference, centre_id)
+        if ticket is None:
+            raise
+        db.session.rollback()
+        return ticket
     centre = get_centre(checked.centre_id)
-    service = db.session.get(Service, checked.service_code)
     if checked.kind == "urgent":
         urgent_request = db.session.scalar(
             select(UrgentRequest).where(
@@ -281,40 +302,75 @@ def check_in_booking(
     else:
         source = "walk_in" if checked.late else "appointment"
         request_id = None
-    # A family booking's seats (bookings without a `seats` column are one person's).
-    party_size = max(1, int(getattr(checked, "seats", 1) or 1))
-    entry = {
-        "booking_id": checked.booking_id,
-        "slot_start": checked.slot_start.isoformat() if checked.slot_start else None,
-    }
-    if source != "urgent":
-        joined = _join_visit(centre, checked.account_id, service.code, entry, party_size)
+    if source == "urgent":
+        visit = [checked]
+    else:
+        # Check-ins of one citizen take turns here, so two of their bookings never make two tickets.
+        advisory_xact_lock(f"{centre.id}:{checked.account_id}", CHECK_IN_LOCK_NAMESPACE)
+        companions = booking.check_in_same_day_bookings(checked=checked, limit=MAX_VISIT_SERVICES - 1)
+        visit = sorted([checked, *companions], key=lambda c: c.slot_start or clock.now())
+        joined = _join_visit(centre, visit)
         if joined is not None:
-            _commit_ticket_change(centre.id, waiting_delta={})
-            return joined
+            ticket, delta = joined
+            _commit_ticket_change(centre.id, waiting_delta=delta, keep_state=True)
+            return ticket
+    first = visit[0]
     ticket = _create_ticket(
         centre=centre,
-        services=[service],
-        party_size=party_size,
-        service_bookings=[entry],
+        services=[db.session.get(Service, c.service_code) for c in visit],
+        party_size=max(_party_size(c) for c in visit),
+        service_bookings=[_visit_entry(c) for c in visit],
         source=source,
         vulnerable=is_vulnerable_citizen(account_id=checked.account_id, on=centre_today(centre)),
         account_id=checked.account_id,
         booking_id=checked.booking_id,
         urgent_request_id=request_id,
-        appointment_at=checked.slot_start if source == "appointment" else None,
+        appointment_at=first.slot_start if source == "appointment" else None,
     )
-    _commit_ticket_change(centre.id, waiting_delta={service.code: 1})
+    _commit_ticket_change(centre.id, waiting_delta={ticket.service_code: 1})
     return ticket
 
 
-def _join_visit(
-    centre: Centre, account_id: int, service_code: str, entry: dict[str, Any], party_size: int
-) -> Ticket | None:
-    """The citizen's active ticket of a check-in today at this centre, with this booking's service added
-    among its services still to come (in slot order); None if there is none, or it has this service or
-    no room for another (then the booking gets its own ticket). No commit."""
-    advisory_xact_lock(f"{centre.id}:{account_id}", CHECK_IN_LOCK_NAMESPACE)
+def _party_size(checked) -> int:
+    """A family booking's seats (bookings without a `seats` column are one person's)."""
+    return max(1, int(getattr(checked, "seats", 1) or 1))
+
+
+def _visit_entry(checked) -> dict[str, Any]:
+    return {
+        "booking_id": checked.booking_id,
+        "slot_start": checked.slot_start.isoformat() if checked.slot_start else None,
+    }
+
+
+def _ticket_of_checked_in(reference: str, centre_id: str) -> Ticket | None:
+    """The active ticket that carries a booking checked in already (None if none does)."""
+    from booking import services as booking
+
+    owner = booking.checked_in_owner(reference=reference, centre_id=centre_id)
+    if owner is None:
+        return None
+    booking_id, account_id = owner
+    tickets = db.session.scalars(
+        select(Ticket).where(
+            Ticket.centre_id == centre_id, Ticket.account_id == account_id, Ticket.status.in_(ACTIVE_STATUSES)
+        )
+    ).all()
+    for ticket in tickets:
+        if ticket.booking_id == booking_id or any(
+            (entry or {}).get("booking_id") == booking_id for entry in ticket.service_bookings or []
+        ):
+            return ticket
+    return None
+
+
+def _join_visit(centre: Centre, visit: Sequence[Any]) -> tuple[Ticket, dict[str, int]] | None:
+    """The citizen's active ticket of a check-in today at this centre, with these bookings' services added
+    among its services still to come, in slot order (before the current one too while the ticket waits: it
+    moves to that service's queue, keeping its number and issue time), and how the waiting lists changed;
+    None if there is none, or it has one of these services or no room for them all (then they get a ticket
+    of their own). No commit."""
+    account_id = visit[0].account_id
     ticket = db.session.scalar(
         for_update(
             select(Ticket)
@@ -330,23 +386,39 @@ def _join_visit(
             .execution_options(populate_existing=True)
         )
     )
-    if ticket is None or service_code in ticket.services or len(ticket.services) >= MAX_VISIT_SERVICES:
+    codes = [c.service_code for c in visit]
+    if (
+        ticket is None
+        or set(codes) & set(ticket.services)
+        or len(ticket.services) + len(codes) > MAX_VISIT_SERVICES
+    ):
         return None
     services = list(ticket.services)
     bookings = list(ticket.service_bookings or [None] * len(services))
-    at = len(services)
-    for i in range(services.index(ticket.service_code) + 1, len(services)):
-        other = (bookings[i] or {}).get("slot_start")
-        if other and entry["slot_start"] and other > entry["slot_start"]:
-            at = i
-            break
-    services.insert(at, service_code)
-    bookings.insert(at, entry)
+    current = services.index(ticket.service_code)
+    # A waiting ticket's current service may still give way to an earlier slot; a called one's may not.
+    first_free = current if ticket.status == "waiting" else current + 1
+    for checked in visit:
+        entry = _visit_entry(checked)
+        at = len(services)
+        for i in range(first_free, len(services)):
+            other = (bookings[i] or {}).get("slot_start")
+            if other and entry["slot_start"] and other > entry["slot_start"]:
+                at = i
+                break
+        services.insert(at, checked.service_code)
+        bookings.insert(at, entry)
+        ticket.party_size = max(ticket.party_size, _party_size(checked))
     ticket.services, ticket.service_bookings = services, bookings
-    ticket.services_left += 1
-    ticket.party_size = max(ticket.party_size, party_size)
+    ticket.services_left += len(visit)
+    delta: dict[str, int] = {}
+    if services[current] != ticket.service_code:
+        delta = {ticket.service_code: -1, services[current]: 1}
+        ticket.service_code, ticket.seq = services[current], None
+        if ticket.source == "appointment" and bookings[current] and bookings[current].get("slot_start"):
+            ticket.appointment_at = dt.datetime.fromisoformat(bookings[current]["slot_start"])
     db.session.flush()
-    return ticket
+    return ticket, delta
 
 
 def average_service_minutes(*, centre_id: str, service_code: str) -> float:
@@ -748,14 +820,16 @@ def _requeue_for_next_service(ticket: Ticket, now: dt.datetime) -> Ticket:
     ticket.services_left -= 1
     ticket.seq = None
     ticket.status = "waiting"
-    ticket.counter_id = ticket.served_by_id = None
+    ticket.counter, ticket.served_by_id = None, None
     ticket.called_at = ticket.started_at = ticket.ended_at = None
     ticket.recall_count = 0
     if ticket.source == "appointment" and slot:
         ticket.appointment_at = dt.datetime.fromisoformat(slot)
     db.session.flush()
     payload = {"ticket_id": ticket.id, "number": ticket.number, "service": nxt, "from_service": done}
-    _commit_ticket_change(ticket.centre_id, (live.TICKET_REQUEUED, payload), waiting_delta={nxt: 1})
+    _commit_ticket_change(
+        ticket.centre_id, (live.TICKET_REQUEUED, payload), waiting_delta={nxt: 1}, keep_state=True
+    )
     return ticket
 
 

@@ -159,7 +159,15 @@ def test_a_counter_takes_a_requeued_ticket_only_from_the_stream_it_serves(kit, c
     assert db.session.get(Ticket, ticket.id, populate_existing=True).status == "done"
 
 
-def test_check_ins_of_one_citizen_join_one_ticket_in_slot_order(kit, client, make):
+def _check_in(client, site, booking):
+    r = client.post(
+        f"{API}/centres/{site.centre.id}/check-in", json={"reference": booking.reference}, headers=site.kiosk
+    )
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def test_one_check_in_gives_one_ticket_for_the_citizens_bookings_of_the_day_in_slot_order(kit, client, make):
     site = kit.site()
     citizen = make.citizen()
     third = kit.make.service(code=f"third.{site.centre.id}", ticket_prefix="T", group="third")
@@ -169,66 +177,69 @@ def test_check_ins_of_one_citizen_join_one_ticket_in_slot_order(kit, client, mak
     middle = kit.booking(site, citizen, service=third, starts_in=dt.timedelta(minutes=5))
     stranger = kit.booking(site, make.citizen(), service=site.other, starts_in=dt.timedelta(minutes=3))
 
-    def check_in(booking):
-        r = client.post(
-            f"{API}/centres/{site.centre.id}/check-in",
-            json={"reference": booking.reference},
-            headers=site.kiosk,
-        )
-        assert r.status_code == 201, r.json
-        return r.json
+    ticket = _check_in(client, site, late)
+    assert ticket["services"] == [site.other.code, third.code, site.passport.code]
+    assert ticket["current_service"] == site.other.code and ticket["services_left"] == 2
+    assert ticket["source"] == "appointment" and ticket["party_size"] == 1
+    assert _check_in(client, site, stranger)["ticket_id"] != ticket["ticket_id"]
+    from booking.models import Booking
 
-    first = check_in(late)
-    assert first["services"] == [site.passport.code] and first["party_size"] == 1
-    second = check_in(early)
-    # The ticket is waiting for its first service: the earlier slot comes after it (it is the current one).
-    assert second["ticket_id"] == first["ticket_id"]
-    assert second["services"] == [site.passport.code, site.other.code]
-    third_in = check_in(middle)
-    assert third_in["ticket_id"] == first["ticket_id"]
-    # Among the services still to come ([other] at 2 minutes), slot order puts third's (5 minutes) after.
-    assert third_in["services"] == [site.passport.code, site.other.code, third.code]
-    assert third_in["services_left"] == 2 and third_in["number"] == first["number"]
-    assert check_in(stranger)["ticket_id"] != first["ticket_id"]
+    statuses = kit.call(
+        lambda: {
+            b.id: b.status
+            for b in db.session.scalars(select(Booking).where(Booking.account_id == citizen.id))
+        }
+    )
+    assert statuses == {late.id: "checked_in", early.id: "checked_in", middle.id: "checked_in"}
     tickets = kit.call(lambda: db.session.scalar(select(func.count()).select_from(Ticket)))
     assert tickets == 2
-
-
-def test_a_later_booking_is_placed_before_a_later_slot_among_services_to_come(kit, client, make):
-    site = kit.site()
-    citizen = make.citizen()
-    third = kit.make.service(code=f"third.{site.centre.id}", ticket_prefix="T", group="third")
-    kit.make.offering(site.centre, third)
-    first_b = kit.booking(site, citizen, service=site.other, starts_in=dt.timedelta(minutes=1))
-    last_b = kit.booking(site, citizen, service=site.passport, starts_in=dt.timedelta(minutes=9))
-    mid_b = kit.booking(site, citizen, service=third, starts_in=dt.timedelta(minutes=5))
-    answers = [
-        client.post(
-            f"{API}/centres/{site.centre.id}/check-in", json={"reference": b.reference}, headers=site.kiosk
-        ).json
-        for b in (first_b, last_b, mid_b)
-    ]
-    assert answers[-1]["services"] == [site.other.code, third.code, site.passport.code]
     # Each booking is completed with its own service.
     clerk = principal_of(site.clerk)
 
     def serve_all() -> list[str]:
-        from booking.models import Booking
-
         counters.open_counter(
             counter_id=site.counters[0],
             services=[site.other.code, site.passport.code, third.code],
             principal=clerk,
         )
         order = []
-        while (ticket := services.call_next_ticket(counter_id=site.counters[0], principal=clerk)) is not None:
-            order.append(ticket.service_code)
-            services.complete_ticket(ticket_id=ticket.id, principal=clerk)
-            statuses = dict(db.session.execute(select(Booking.service_code, Booking.status)).all())
-            assert statuses[ticket.service_code] == "completed"
+        while (called := services.call_next_ticket(counter_id=site.counters[0], principal=clerk)) is not None:
+            if called.account_id != citizen.id:
+                services.complete_ticket(ticket_id=called.id, principal=clerk)
+                continue
+            order.append(called.service_code)
+            services.complete_ticket(ticket_id=called.id, principal=clerk)
+            statuses = dict(
+                db.session.execute(
+                    select(Booking.service_code, Booking.status).where(Booking.account_id == citizen.id)
+                ).all()
+            )
+            assert statuses[called.service_code] == "completed"
         return order
 
     assert kit.call(serve_all) == [site.other.code, third.code, site.passport.code]
+
+
+def test_a_booking_checked_in_later_joins_the_waiting_ticket_among_services_to_come(kit, client, make):
+    """Its check-in window was not open at the first check-in: checked in later, it joins the ticket (which
+    keeps its number) in slot order among the services still to come, instead of taking another ticket."""
+    site = kit.site()
+    citizen = make.citizen()
+    third = kit.make.service(code=f"third.{site.centre.id}", ticket_prefix="T", group="third")
+    kit.make.offering(site.centre, third)
+    now_b = kit.booking(site, citizen, service=site.other, starts_in=dt.timedelta(minutes=2))
+    last_b = kit.booking(site, citizen, service=site.passport, starts_in=dt.timedelta(minutes=50))
+    mid_b = kit.booking(site, citizen, service=third, starts_in=dt.timedelta(minutes=40))
+    first = _check_in(client, site, now_b)
+    assert first["services"] == [site.other.code]  # the others' windows open later
+    kit.call(clock.shift, dt.timedelta(minutes=35))
+    second = _check_in(client, site, last_b)
+    # mid_b's window is open now too: both join, in slot order.
+    assert second["ticket_id"] == first["ticket_id"] and second["number"] == first["number"]
+    assert second["services"] == [site.other.code, third.code, site.passport.code]
+    assert second["services_left"] == 2 and second["current_service"] == site.other.code
+    assert kit.call(lambda: db.session.scalar(select(func.count()).select_from(Ticket))) == 1
+    assert mid_b is not None
 
 
 def test_a_family_booking_gives_a_ticket_with_its_party_size(kit, client, make):
@@ -267,3 +278,26 @@ def test_the_citizen_is_told_where_to_go_for_each_service(kit, client, make):
         ]
     )
     assert kinds.count("ticket_called") == 2
+
+
+def test_two_bookings_of_one_citizen_checked_in_at_the_same_moment_give_one_ticket(kit, make):
+    """The kiosk and the app at once (PostgreSQL: one skips the booking the other is checking in, then
+    waits its turn and joins the ticket the other made)."""
+    site = kit.site()
+    for attempt in range(3):
+        citizen = make.citizen()
+        bookings = [
+            kit.booking(site, citizen, service=site.other, starts_in=dt.timedelta(minutes=2 + attempt)),
+            kit.booking(site, citizen, service=site.passport, starts_in=dt.timedelta(minutes=4 + attempt)),
+        ]
+        results = kit.race(
+            lambda b: (
+                services.check_in_booking(reference=b.reference, centre_id=site.centre.id, allow_late=True).id
+            ),
+            bookings,
+            workers=2,
+        )
+        assert all(isinstance(r, int) for r in results), results
+        assert results[0] == results[1]
+        visit = kit.call(lambda: db.session.get(Ticket, results[0]).services)
+        assert visit == [site.other.code, site.passport.code]
