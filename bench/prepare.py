@@ -25,6 +25,8 @@ from app.tokens import issue_access_token
 
 CENTRE = "amman-muqabalain"
 HOT_SERVICE = "passport.renew"
+# Open around the clock: tickets are issued only while a centre is open, and the bench runs at any hour.
+VISIT_CENTRE = "queen-alia-airport"
 BENCH_NID_PREFIX = "97"  # demo people are 999…/998…: no clash
 BENCH_MINOR_PREFIX = "96"  # their children
 BENCH_PASSWORD = "Bench-pass-2026"
@@ -123,24 +125,26 @@ def create_dependents(per_citizen: int = 2) -> list[str]:
     return lists
 
 
-def create_counters_and_clerks(count: int) -> list[tuple[int, str]]:
+def create_counters_and_clerks(
+    count: int, *, centre: str = CENTRE, nid_prefix: str = "96"
+) -> list[tuple[int, str]]:
     """`count` counters at the centre, each with its own clerk; returns (counter_id, clerk token)."""
     now = clock.now()
-    existing = set(db.session.scalars(select(Counter.number).where(Counter.centre_id == CENTRE)))
+    existing = set(db.session.scalars(select(Counter.number).where(Counter.centre_id == centre)))
     for number in range(1, count + 1):
         if number not in existing:
             db.session.add(
                 Counter(
-                    centre_id=CENTRE, number=number, name_ar=f"شباك {number}", name_en=f"Counter {number}"
+                    centre_id=centre, number=number, name_ar=f"شباك {number}", name_en=f"Counter {number}"
                 )
             )
     password_hash = hash_password(BENCH_PASSWORD)
     for n in range(count):
         db.session.add(
             Account(
-                national_id=f"96{n:08d}",
+                national_id=f"{nid_prefix}{n:08d}",
                 role="staff",
-                centre_id=CENTRE,
+                centre_id=centre,
                 full_name=f"Bench Clerk {n}",
                 date_of_birth=dt.date(1990, 1, 1 + n % 28),
                 phone=f"+96278{n:07d}",
@@ -152,15 +156,15 @@ def create_counters_and_clerks(count: int) -> list[tuple[int, str]]:
         )
     db.session.commit()
     counters = db.session.scalars(
-        select(Counter.id).where(Counter.centre_id == CENTRE).order_by(Counter.number).limit(count)
+        select(Counter.id).where(Counter.centre_id == centre).order_by(Counter.number).limit(count)
     ).all()
     clerks = db.session.scalars(
         select(Account.id)
-        .where(Account.national_id.like("96%"), Account.role == "staff")
+        .where(Account.national_id.like(f"{nid_prefix}%"), Account.role == "staff")
         .order_by(Account.id)
     ).all()
     return [
-        (counter_id, issue_access_token(account_id=clerk, role="staff", centre_id=CENTRE, language="en")[0])
+        (counter_id, issue_access_token(account_id=clerk, role="staff", centre_id=centre, language="en")[0])
         for counter_id, clerk in zip(counters, clerks, strict=True)
     ]
 
@@ -170,12 +174,12 @@ def kiosk_token() -> str:
     return create_kiosk(centre_id=CENTRE, name="bench-kiosk")[1]
 
 
-def centre_services() -> list[str]:
+def centre_services(centre: str = CENTRE) -> list[str]:
     """The services the centre offers (what the counters open for)."""
     return list(
         db.session.scalars(
             select(Offering.service_code)
-            .where(Offering.centre_id == CENTRE, Offering.active.is_(True))
+            .where(Offering.centre_id == centre, Offering.active.is_(True))
             .order_by(Offering.service_code)
         )
     )
@@ -198,6 +202,21 @@ def bookable_slots(*, service: str = HOT_SERVICE, days: int = 29) -> list[tuple[
         },
     ).all()
     return [(r.id, r.capacity, r.start) for r in rows]
+
+
+def seed_visits(depth: int, *, multi_share: float = 0.3, seed: int = 14) -> int:
+    """`depth` walk-in tickets issued at the centre open around the clock, `multi_share` of them for two or
+    three of its services in one visit (issued as a kiosk would, so the centre must be open)."""
+    import random
+
+    from ticketing.services import issue_walk_in_ticket
+
+    rng = random.Random(seed)
+    codes = centre_services(VISIT_CENTRE)
+    for _ in range(depth):
+        visit = rng.sample(codes, rng.choice((2, 3))) if rng.random() < multi_share else [rng.choice(codes)]
+        issue_walk_in_ticket(centre_id=VISIT_CENTRE, services=visit)
+    return depth
 
 
 def seed_queue(depth: int) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app import clock
 from app.catalogue.models import Centre, Offering, Service
 from app.database import commit_keeping_state
-from app.dialect import insert_ignoring
+from app.dialect import insert_ignoring, on_postgres
 from app.errors import AppError
 from app.extensions import db
 from booking import errors, seatgate
@@ -445,6 +445,7 @@ class CheckedIn:
     kind: str
     slot_start: dt.datetime | None
     late: bool
+    seats: int = 1  # people on the booking (a family's seats; 1 where bookings have no `seats`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +520,58 @@ def mark_checked_in(*, reference: str, centre_id: str, allow_late: bool = False)
         kind=booking.kind,
         slot_start=booking.slot.start if booking.slot is not None else None,
         late=late,
+        seats=getattr(booking, "seats", None) or 1,
     )
+
+
+def checked_in_owner(*, reference: str, centre_id: str) -> tuple[int, int] | None:
+    """(booking id, account id) of a booking at the centre that is checked in already, else None."""
+    row = db.session.execute(
+        select(Booking.id, Booking.account_id).where(
+            Booking.reference == normalise_reference(reference),
+            Booking.centre_id == centre_id,
+            Booking.status == "checked_in",
+        )
+    ).first()
+    return (row.id, row.account_id) if row is not None else None
+
+
+def check_in_same_day_bookings(*, checked: CheckedIn, limit: int) -> list[CheckedIn]:
+    """Up to `limit` of the citizen's other confirmed regular bookings at the same centre on the same local
+    day, checked in with it where their own window is open now (the others are left for later), in slot
+    order (no commit). One being checked in by another transaction right now is skipped, not waited for
+    (that check-in joins the visit itself)."""
+    if checked.slot_start is None or limit <= 0:
+        return []
+    day = db.session.scalar(
+        select(Slot.local_date)
+        .join(Booking, Booking.slot_id == Slot.id)
+        .where(Booking.id == checked.booking_id)
+    )
+    query = (
+        select(Booking.reference)
+        .join(Slot, Booking.slot_id == Slot.id)
+        .where(
+            Booking.account_id == checked.account_id,
+            Booking.centre_id == checked.centre_id,
+            Booking.status == "confirmed",
+            Booking.kind == "regular",
+            Booking.id != checked.booking_id,
+            Slot.local_date == day,
+        )
+        .order_by(Slot.start, Booking.id)
+    )
+    if on_postgres():
+        query = query.with_for_update(of=Booking, skip_locked=True)
+    companions = []
+    for reference in db.session.scalars(query).all():
+        if len(companions) >= limit:
+            break
+        try:
+            companions.append(mark_checked_in(reference=reference, centre_id=checked.centre_id))
+        except (errors.CheckInWindow, errors.InvalidBookingState, errors.BookingNotConfirmed):
+            continue  # refused before anything was written: checked in on its own later, or never
+    return companions
 
 
 def complete_booking(*, booking_id: int) -> None:

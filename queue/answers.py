@@ -27,6 +27,10 @@ class TicketAnswer:
     public_id: str
     centre_id: str
     service_code: str
+    services: list[str]
+    services_left: int
+    service_bookings: list[dict[str, Any] | None] | None
+    party_size: int
     number: str
     seq: int | None
     local_date: dt.date
@@ -53,6 +57,10 @@ class TicketAnswer:
     counter: dict[str, Any] | None
     position: int | None = None
     estimated_wait_minutes: int | None = None
+
+    @property
+    def current_service(self) -> str:
+        return self.service_code
 
 
 _COUNTER_FIELDS = ("number", "name_ar", "name_en")

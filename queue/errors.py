@@ -124,3 +124,14 @@ class CounterPaused(Conflict):
 class TicketInService(Conflict):
     code = "ticket_in_service"
     message = _l("A visitor is being served at this counter. Complete the visit first.")
+
+
+class VisitServiceNotOffered(ValidationFailed):
+    code = "visit_service_not_offered"
+    message = _l("One of the services chosen is not offered at this centre.")
+
+    def render_message(self) -> str:
+        service = self.details.get("service")
+        if not service:
+            return str(self.message)
+        return str(_l("The service %(service)s is not offered at this centre.", service=service))

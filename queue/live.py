@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 TICKET_CALLED = "ticket.called"
 TICKET_RECALLED = "ticket.recalled"
+# A ticket of several services finished one and waits in the next one's stream (same number).
+TICKET_REQUEUED = "ticket.requeued"
 QUEUE_UPDATED = "queue.updated"
 SNAPSHOT = "snapshot"
 RECONNECT_MS = 3000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +29,8 @@ from app.extensions import db
 TICKET_SOURCES = ("walk_in", "appointment", "urgent", "remote")
 TICKET_STATUSES = ("waiting", "called", "serving", "done", "no_show", "transferred", "cancelled", "expired")
 ACTIVE_STATUSES = ("waiting", "called", "serving")
+# A visit may take up to this many services on one ticket, served one after another.
+MAX_VISIT_SERVICES = 4
 # Priority class shown to staff (smaller is served first); the call order itself is policy.py's.
 PRIORITY_BY_SOURCE = {"urgent": 0, "appointment": 1, "walk_in": 2, "remote": 2}
 URGENT_REASONS = ("medical", "bereavement", "study_or_work", "official_travel", "other")
@@ -39,12 +42,18 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+def _one_service(context) -> list[str]:
+    """A ticket made without a list of services is a visit for its one service."""
+    return [context.get_current_parameters()["service_code"]]
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Ticket(db.Model):
-    """A visitor's place in a centre's queue for one service."""
+    """A visitor's place in a centre's queue: one to four services served in order, the ticket in the stream
+    of one of them at a time (`service_code`, the current service)."""
 
     __tablename__ = "tickets"
     __table_args__ = (
@@ -53,6 +62,8 @@ class Ticket(db.Model):
         CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
         CheckConstraint("recall_count >= 0", name="recall_count_nonnegative"),
+        CheckConstraint(f"services_left BETWEEN 0 AND {MAX_VISIT_SERVICES - 1}", name="services_left_range"),
+        CheckConstraint("party_size >= 1", name="party_size_positive"),
         # The waiting list of a centre's service, in issue order: what counts and positions read.
         Index("ix_tickets_queue", "centre_id", "status", "service_code", "issued_at"),
         # Call-next reads the head of each (service, source, vulnerable) stream in issue order, and of the
@@ -101,9 +112,19 @@ class Ticket(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), default=new_public_id)
     centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    # The current service: the stream the ticket is in (or was called from).
     service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
+    # Every service of the visit, in the order they are served (the current one among them).
+    services: Mapped[list[str]] = mapped_column(JSON, default=_one_service)
+    # How many services come after the current one: completing it with some left requeues the ticket.
+    services_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The booking (id and slot) behind each service of `services`, or null for a service without one.
+    service_bookings: Mapped[list[dict[str, Any] | None] | None] = mapped_column(JSON)
+    # People served on this ticket (a family booking's seats).
+    party_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     number: Mapped[str] = mapped_column(String(12))
-    # NULL for the copy a transfer creates: it keeps the visitor's printed number.
+    # The number's place in the sequence of the service that issued it; NULL once the ticket is in another
+    # service's stream (a transfer's copy, a requeue), where it keeps the visitor's printed number.
     seq: Mapped[int | None] = mapped_column(Integer)
     local_date: Mapped[dt.date] = mapped_column(Date, index=True)
     source: Mapped[str] = mapped_column(String(12))
@@ -137,6 +158,34 @@ class Ticket(db.Model):
     @property
     def timezone(self) -> str:
         return self.centre.timezone
+
+    @property
+    def current_service(self) -> str:
+        return self.service_code
+
+
+class TicketService(db.Model):
+    """A service of a visit served at a counter before the visit's last one (the last is the ticket's own
+    row, `done`): each (ticket, service) is served once."""
+
+    __tablename__ = "ticket_services"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "service_code"),
+        Index("ix_ticket_services_centre_day", "centre_id", "local_date"),
+        Index("ix_ticket_services_service_ended", "centre_id", "service_code", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id", ondelete="SET NULL"))
+    served_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    party_size: Mapped[int] = mapped_column(Integer, default=1)
+    called_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class TicketSequence(db.Model):
@@ -175,7 +224,7 @@ class CounterSession(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id", ondelete="CASCADE"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    services: Mapped[list[str]] = mapped_column(JSON)
+    services: Mapped[list[str]] = mapped_column(JSON, default=_one_service)
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # A paused counter calls nobody and counts for no wait estimate; NULL while it works.

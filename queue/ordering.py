@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    any_,
     bindparam,
     func,
     literal,
@@ -410,10 +411,15 @@ def _called_values() -> dict[str, Any]:
 
 @functools.cache
 def _claim_statement():
-    """Waiting → called for one ticket, returning its answer (SQLite, where writers are serialised)."""
+    """Waiting → called for one ticket still in the stream it was read from, returning its answer (SQLite,
+    where writers are serialised)."""
     return (
         update(_TICKETS)
-        .where(_TICKETS.c.id == bindparam("ticket"), _TICKETS.c.status == literal_column("'waiting'"))
+        .where(
+            _TICKETS.c.id == bindparam("ticket"),
+            _TICKETS.c.status == literal_column("'waiting'"),
+            _TICKETS.c.service_code == bindparam("service"),
+        )
         .values(**_called_values())
         .returning(*_TICKETS.c)
     )
@@ -422,21 +428,26 @@ def _claim_statement():
 @functools.cache
 def _claim_first_statement(skip_locked: bool):
     """PostgreSQL: waiting → called for the first of the candidates (in the given order) that is still
-    waiting and that no other counter is taking right now, returning its answer, in one statement.
+    waiting in the service stream it was read from and that no other counter is taking right now, returning
+    its answer, in one statement. (A ticket of several services moves to its next service's stream when one
+    is done: a counter that read it in the old stream, and may not serve the new one, must not take it.)
 
     With `skip_locked`, a row another counter is claiming is passed over, not waited for; without it, the
     claim waits and re-checks the row (it is usually called by then, and the next one is taken).
     """
     probe = _TICKETS.alias("probe")
     wanted = (
-        func.unnest(bindparam("ids", type_=postgresql.ARRAY(Integer)))
-        .table_valued("id", with_ordinality="ord")
+        func.unnest(
+            bindparam("ids", type_=postgresql.ARRAY(Integer)),
+            bindparam("streams", type_=postgresql.ARRAY(String)),
+        )
+        .table_valued("id", "service", with_ordinality="ord")
         .render_derived(name="wanted")
     )
     first = (
         select(probe.c.id)
         .join_from(wanted, probe, probe.c.id == wanted.c.id)
-        .where(probe.c.status == literal_column("'waiting'"))
+        .where(probe.c.status == literal_column("'waiting'"), probe.c.service_code == wanted.c.service)
         .order_by(wanted.c.ord)
         .limit(1)
         .with_for_update(of=probe, skip_locked=skip_locked)
@@ -444,7 +455,11 @@ def _claim_first_statement(skip_locked: bool):
     )
     return (
         update(_TICKETS)
-        .where(_TICKETS.c.id == first, _TICKETS.c.status == literal_column("'waiting'"))
+        .where(
+            _TICKETS.c.id == first,
+            _TICKETS.c.status == literal_column("'waiting'"),
+            _TICKETS.c.service_code == any_(bindparam("streams", type_=postgresql.ARRAY(String))),
+        )
         .values(**_called_values())
         .returning(*answer_columns())
     )
@@ -462,11 +477,14 @@ def claim_first(
     params: dict[str, Any] = {"desk": counter_id, "clerk": clerk_id, "now": now}
     if on_postgres():
         row = db.session.execute(
-            _claim_first_statement(skip_locked), {**params, "ids": [c.id for c in candidates]}
+            _claim_first_statement(skip_locked),
+            {**params, "ids": [c.id for c in candidates], "streams": [c.service_code for c in candidates]},
         ).first()
         return ticket_answer(row) if row is not None else None
     for candidate in candidates:
-        row = db.session.execute(_claim_statement(), {**params, "ticket": candidate.id}).first()
+        row = db.session.execute(
+            _claim_statement(), {**params, "ticket": candidate.id, "service": candidate.service_code}
+        ).first()
         if row is not None:
             return ticket_answer(row)
     return None

@@ -50,6 +50,7 @@ from .errors import (
     UrgentNotAllowed,
     UrgentQuotaExceeded,
     UrgentRequestPending,
+    VisitServiceNotOffered,
 )
 from .schemas import (
     ApproveSchema,
@@ -91,7 +92,7 @@ pages_bp = PageBlueprint(
 
 
 @bp.route("/centres/<string:centre_id>/tickets", methods=["POST"])
-@refusals(CentreClosed, ServiceNotOffered, RemoteTicketsDisabled, ActiveTicketExists)
+@refusals(CentreClosed, ServiceNotOffered, VisitServiceNotOffered, RemoteTicketsDisabled, ActiveTicketExists)
 @idempotent
 @auth_required("kiosk", "staff", "citizen")
 @bp.arguments(TicketCreateSchema)
@@ -101,17 +102,17 @@ def issue_ticket(args, centre_id):
 
     Only while the centre is open: otherwise `centre_closed`, with `details.opens_at` (when it next opens,
     in the centre's offset; null when no opening is scheduled in the next two weeks).
+
+    `services` (1–4, in order) gives one ticket for several services of one visit: it waits in the first
+    one's queue, and completing each puts it in the next one's with the same number and issue time.
     """
     principal = require_principal()
+    visit = {"service_code": args.get("service"), "services": args.get("services")}
     if principal.role == "citizen":
-        ticket = services.issue_remote_ticket(
-            centre_id=centre_id, service_code=args["service"], account_id=principal.id
-        )
+        ticket = services.issue_remote_ticket(centre_id=centre_id, account_id=principal.id, **visit)
     else:
         require_centre(principal, centre_id)
-        ticket = services.issue_walk_in_ticket(
-            centre_id=centre_id, service_code=args["service"], vulnerable=args["vulnerable"]
-        )
+        ticket = services.issue_walk_in_ticket(centre_id=centre_id, vulnerable=args["vulnerable"], **visit)
     return services.with_position(ticket)
 
 
@@ -386,7 +387,8 @@ def start(ticket_id):
 @auth_required("staff")
 @bp.response(200, TicketSchema)
 def complete(ticket_id):
-    """The visit is done."""
+    """The current service is done: the ticket is done, or (with services to come) waits in the next
+    service's queue with the same number and its original issue time (`ticket.requeued` on the stream)."""
     return _staff_action(services.complete_ticket, ticket_id)
 
 

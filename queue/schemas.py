@@ -13,7 +13,7 @@ from app import clock
 from app.errors import local_date_text
 from app.schemas import N_, BaseSchema, Integer, QuerySchema
 
-from .models import URGENT_REASONS, URGENT_STATUSES
+from .models import MAX_VISIT_SERVICES, URGENT_REASONS, URGENT_STATUSES
 
 # An urgent passport is for travel soon: a year ahead is the furthest any citizen plans it.
 URGENT_TRAVEL_MAX_DAYS = 365
@@ -50,14 +50,35 @@ class CounterRefSchema(BaseSchema):
     name_en = ma.fields.String()
 
 
+def _no_repeats(codes: list[str]) -> None:
+    if len(set(codes)) != len(codes):
+        raise ma.ValidationError(gettext("Choose each service once."))
+
+
 class TicketCreateSchema(BaseSchema):
-    service = ma.fields.String(required=True, validate=SERVICE_CODE)
+    service = ma.fields.String(
+        validate=SERVICE_CODE, metadata={"description": "One service (or give `services`)"}
+    )
+    services = ma.fields.List(
+        ma.fields.String(validate=SERVICE_CODE),
+        validate=[validate.Length(min=1, max=MAX_VISIT_SERVICES), _no_repeats],
+        metadata={
+            "description": "Several services in one visit, served in this order on one ticket (1–4, each "
+            "once, each offered at the centre, else 422 `visit_service_not_offered` naming it)",
+            "example": ["passport_renewal", "civil_id_renewal"],
+        },
+    )
     vulnerable = ma.fields.Boolean(
         load_default=False,
         metadata={
             "description": "Elderly, disabled or pregnant visitor (kiosk/staff; the app asks the registry)"
         },
     )
+
+    @ma.validates_schema
+    def _one_way(self, data, **kwargs):
+        if ("service" in data) == ("services" in data):
+            raise ma.ValidationError(gettext("Give either a service or a list of services."), "services")
 
 
 class UrgentTicketCreateSchema(BaseSchema):
@@ -82,7 +103,17 @@ class TicketSchema(BaseSchema):
     number = ma.fields.String(dump_only=True, metadata={"example": "P-042"})
     centre_id = ma.fields.String(dump_only=True)
     timezone = ma.fields.String(dump_only=True)
-    service = ma.fields.String(attribute="service_code", dump_only=True)
+    service = ma.fields.String(
+        attribute="service_code", dump_only=True, metadata={"description": "The current service"}
+    )
+    services = ma.fields.List(
+        ma.fields.String(), dump_only=True, metadata={"description": "Every service of the visit, in order"}
+    )
+    current_service = ma.fields.String(
+        dump_only=True, metadata={"description": "The service whose queue the ticket is in"}
+    )
+    services_left = Integer(dump_only=True, metadata={"description": "Services to come after this one"})
+    party_size = Integer(dump_only=True, metadata={"description": "People served on this ticket (a family)"})
     source = ma.fields.String(
         dump_only=True, metadata={"enum": ["walk_in", "appointment", "urgent", "remote"]}
     )
@@ -382,7 +413,10 @@ class ServiceFiguresSchema(BaseSchema):
     name_ar = ma.fields.String()
     name_en = ma.fields.String()
     issued = Integer()
-    served = Integer()
+    served = Integer(metadata={"description": "Tickets finished (`done`) at this service, their last"})
+    services_served = Integer(
+        metadata={"description": "Times this service was served, on any ticket (one of several services too)"}
+    )
     waiting = Integer()
     mean_wait_minutes = ma.fields.Float(allow_none=True)
     p90_wait_minutes = ma.fields.Float(allow_none=True)

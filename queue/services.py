@@ -16,18 +16,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import bindparam, func, literal_column, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.audit import record_audit
 from app.catalogue.models import Centre, Offering, Service
 from app.catalogue.services import centre_today, get_centre, opening_state
-from app.database import UTCDateTime
-from app.dialect import dialect_insert, for_update, on_postgres
-from app.errors import NotFound
+from app.database import UTCDateTime, commit_keeping_state
+from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres
+from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.security import Principal, require_centre
+from booking.errors import InvalidBookingState
 from notifications.services import notify_citizen
 
 from . import live
@@ -41,13 +42,25 @@ from .errors import (
     ServiceNotOffered,
     TicketInService,
     TicketState,
+    VisitServiceNotOffered,
 )
-from .models import PRIORITY_BY_SOURCE, Ticket, TicketSequence, UrgentRequest, new_public_id
+from .models import (
+    ACTIVE_STATUSES,
+    MAX_VISIT_SERVICES,
+    PRIORITY_BY_SOURCE,
+    Ticket,
+    TicketSequence,
+    TicketService,
+    UrgentRequest,
+    new_public_id,
+)
 from .ordering import QueueHead, WaitingTicket, claim_first, head_of_queue, literal_in, waiting_in_order
 
 log = logging.getLogger(__name__)
 
 CLAIM_ATTEMPTS = 50
+# Check-ins of one citizen at one centre take turns, so two of their bookings never make two tickets.
+CHECK_IN_LOCK_NAMESPACE = 7320
 RECENT_CALLS = 8
 _TICKETS = Ticket.__table__
 
@@ -62,6 +75,27 @@ def offered_service(centre_id: str, service_code: str) -> Service:
     if offering is None or not offering.service.active:
         raise ServiceNotOffered(details={"service": service_code})
     return offering.service
+
+
+def visit_services(centre_id: str, service_code: str | None, services: Sequence[str] | None) -> list[Service]:
+    """The services of a visit, in order: `services` (1–4, no repeats, each offered here, else 422 naming
+    the one that is not) or the single `service_code` (`service_not_offered` as ever)."""
+    if services is None:
+        if service_code is None:
+            raise ValidationFailed(details={"services": "required"})
+        return [offered_service(centre_id, service_code)]
+    codes = list(services)
+    if not 1 <= len(codes) <= MAX_VISIT_SERVICES:
+        raise ValidationFailed(details={"services": f"between 1 and {MAX_VISIT_SERVICES}"})
+    if len(set(codes)) != len(codes):
+        raise ValidationFailed(details={"services": "duplicate"})
+    offered = []
+    for code in codes:
+        try:
+            offered.append(offered_service(centre_id, code))
+        except ServiceNotOffered:
+            raise VisitServiceNotOffered(details={"service": code}) from None
+    return offered
 
 
 def require_open(centre: Centre) -> None:
@@ -91,20 +125,27 @@ def allocate_ticket_seq(*, centre_id: str, service_code: str, local_date: dt.dat
 def _create_ticket(
     *,
     centre: Centre,
-    service: Service,
+    services: Sequence[Service],
     source: str,
     vulnerable: bool = False,
     account_id: int | None = None,
     booking_id: int | None = None,
     urgent_request_id: int | None = None,
     appointment_at: dt.datetime | None = None,
+    party_size: int = 1,
+    service_bookings: list[dict[str, Any] | None] | None = None,
 ) -> Ticket:
-    """Number and add a waiting ticket (no commit)."""
+    """Number and add a waiting ticket in its first service's stream (no commit)."""
     local_date = centre_today(centre)
+    service = services[0]
     seq = allocate_ticket_seq(centre_id=centre.id, service_code=service.code, local_date=local_date)
     ticket = Ticket(
         centre_id=centre.id,
         service_code=service.code,
+        services=[s.code for s in services],
+        services_left=len(services) - 1,
+        service_bookings=service_bookings,
+        party_size=party_size,
         number=f"{service.ticket_prefix}-{seq:03d}",
         seq=seq,
         local_date=local_date,
@@ -125,14 +166,22 @@ def _create_ticket(
 
 
 def _commit_ticket_change(
-    centre_id: str, *extra_events: tuple[str, dict[str, Any]], waiting_delta: Mapping[str, int] | None = None
+    centre_id: str,
+    *extra_events: tuple[str, dict[str, Any]],
+    waiting_delta: Mapping[str, int] | None = None,
+    keep_state: bool = False,
 ) -> None:
     """Commit, then tell the centre's screens and consoles (events only after the commit).
 
     `waiting_delta` is how many tickets each service's waiting list gained (or lost, negative) in the
     transaction: the counts the screens show move by it and are published (None: nothing to publish).
+    `keep_state`: the answer is the rows just written under lock, kept as they are (not read again after the
+    commit, when other counters may have moved them on).
     """
-    db.session.commit()
+    if keep_state:
+        commit_keeping_state(db.session)
+    else:
+        db.session.commit()
     live.publish_changes(
         centre_id,
         extra_events,
@@ -142,13 +191,19 @@ def _commit_ticket_change(
     )
 
 
-def issue_walk_in_ticket(*, centre_id: str, service_code: str, vulnerable: bool = False) -> Ticket:
-    """A walk-in ticket from a kiosk or a clerk."""
+def issue_walk_in_ticket(
+    *,
+    centre_id: str,
+    service_code: str | None = None,
+    vulnerable: bool = False,
+    services: Sequence[str] | None = None,
+) -> Ticket:
+    """A walk-in ticket from a kiosk or a clerk, for one service or several in order."""
     centre = get_centre(centre_id)
     require_open(centre)
-    service = offered_service(centre_id, service_code)
-    ticket = _create_ticket(centre=centre, service=service, source="walk_in", vulnerable=vulnerable)
-    _commit_ticket_change(centre_id, waiting_delta={service_code: 1})
+    visit = visit_services(centre_id, service_code, services)
+    ticket = _create_ticket(centre=centre, services=visit, source="walk_in", vulnerable=vulnerable)
+    _commit_ticket_change(centre_id, waiting_delta={ticket.service_code: 1})
     return ticket
 
 
@@ -162,22 +217,24 @@ def is_vulnerable_citizen(*, account_id: int, on: dt.date) -> bool:
     return bool(record and (record.disability or record.age_on(on) >= 65))
 
 
-def issue_remote_ticket(*, centre_id: str, service_code: str, account_id: int) -> Ticket:
+def issue_remote_ticket(
+    *, centre_id: str, service_code: str | None = None, account_id: int, services: Sequence[str] | None = None
+) -> Ticket:
     """A ticket taken in the app, where the centre allows it; one active remote ticket per citizen."""
     centre = get_centre(centre_id)
     if not centre.remote_tickets_enabled:
         raise RemoteTicketsDisabled()
     require_open(centre)
-    service = offered_service(centre_id, service_code)
+    visit = visit_services(centre_id, service_code, services)
     vulnerable = is_vulnerable_citizen(account_id=account_id, on=centre_today(centre))
     try:
         ticket = _create_ticket(
-            centre=centre, service=service, source="remote", vulnerable=vulnerable, account_id=account_id
+            centre=centre, services=visit, source="remote", vulnerable=vulnerable, account_id=account_id
         )
     except IntegrityError:
         db.session.rollback()
         raise ActiveTicketExists() from None
-    _commit_ticket_change(centre_id, waiting_delta={service_code: 1})
+    _commit_ticket_change(centre_id, waiting_delta={ticket.service_code: 1})
     return ticket
 
 
@@ -186,7 +243,7 @@ def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor
     centre = get_centre(centre_id)
     require_open(centre)
     service = offered_service(centre_id, service_code)
-    ticket = _create_ticket(centre=centre, service=service, source="urgent")
+    ticket = _create_ticket(centre=centre, services=[service], source="urgent")
     record_audit(
         actor_id=actor.id,
         actor_role=actor.role,
@@ -208,6 +265,11 @@ def check_in_booking(
 
     An urgent booking becomes an `urgent` ticket; a late one (when allowed) a walk-in ticket; otherwise
     an `appointment` ticket due at its slot. `account_id` restricts the booking to its owner (404).
+
+    One visit, one ticket: the citizen's other bookings at the centre that day whose check-in is open are
+    checked in with it, their services on the ticket in slot order; a booking checked in later while the
+    ticket is still active joins it (among the services still to come, in slot order) instead of taking
+    another ticket. A family booking's ticket carries its seats as `party_size`.
     """
     from booking import services as booking
 
@@ -217,9 +279,16 @@ def check_in_booking(
     if centre_id is None:
         raise NotFound()
     require_open(get_centre(centre_id))
-    checked = booking.mark_checked_in(reference=reference, centre_id=centre_id, allow_late=allow_late)
+    try:
+        checked = booking.mark_checked_in(reference=reference, centre_id=centre_id, allow_late=allow_late)
+    except InvalidBookingState:
+        # Checked in already with another booking of the visit: its ticket is the answer.
+        ticket = _ticket_of_checked_in(reference, centre_id)
+        if ticket is None:
+            raise
+        db.session.rollback()
+        return ticket
     centre = get_centre(checked.centre_id)
-    service = db.session.get(Service, checked.service_code)
     if checked.kind == "urgent":
         urgent_request = db.session.scalar(
             select(UrgentRequest).where(
@@ -233,25 +302,131 @@ def check_in_booking(
     else:
         source = "walk_in" if checked.late else "appointment"
         request_id = None
+    if source == "urgent":
+        visit = [checked]
+    else:
+        # Check-ins of one citizen take turns here, so two of their bookings never make two tickets.
+        advisory_xact_lock(f"{centre.id}:{checked.account_id}", CHECK_IN_LOCK_NAMESPACE)
+        companions = booking.check_in_same_day_bookings(checked=checked, limit=MAX_VISIT_SERVICES - 1)
+        visit = sorted([checked, *companions], key=lambda c: c.slot_start or clock.now())
+        joined = _join_visit(centre, visit)
+        if joined is not None:
+            ticket, delta = joined
+            _commit_ticket_change(centre.id, waiting_delta=delta, keep_state=True)
+            return ticket
+    first = visit[0]
     ticket = _create_ticket(
         centre=centre,
-        service=service,
+        services=[db.session.get(Service, c.service_code) for c in visit],
+        party_size=max(_party_size(c) for c in visit),
+        service_bookings=[_visit_entry(c) for c in visit],
         source=source,
         vulnerable=is_vulnerable_citizen(account_id=checked.account_id, on=centre_today(centre)),
         account_id=checked.account_id,
         booking_id=checked.booking_id,
         urgent_request_id=request_id,
-        appointment_at=checked.slot_start if source == "appointment" else None,
+        appointment_at=first.slot_start if source == "appointment" else None,
     )
-    _commit_ticket_change(centre.id, waiting_delta={service.code: 1})
+    _commit_ticket_change(centre.id, waiting_delta={ticket.service_code: 1})
     return ticket
 
 
+def _party_size(checked) -> int:
+    """A family booking's seats (bookings without a `seats` column are one person's)."""
+    return max(1, int(getattr(checked, "seats", 1) or 1))
+
+
+def _visit_entry(checked) -> dict[str, Any]:
+    return {
+        "booking_id": checked.booking_id,
+        "slot_start": checked.slot_start.isoformat() if checked.slot_start else None,
+    }
+
+
+def _ticket_of_checked_in(reference: str, centre_id: str) -> Ticket | None:
+    """The active ticket that carries a booking checked in already (None if none does)."""
+    from booking import services as booking
+
+    owner = booking.checked_in_owner(reference=reference, centre_id=centre_id)
+    if owner is None:
+        return None
+    booking_id, account_id = owner
+    tickets = db.session.scalars(
+        select(Ticket).where(
+            Ticket.centre_id == centre_id, Ticket.account_id == account_id, Ticket.status.in_(ACTIVE_STATUSES)
+        )
+    ).all()
+    for ticket in tickets:
+        if ticket.booking_id == booking_id or any(
+            (entry or {}).get("booking_id") == booking_id for entry in ticket.service_bookings or []
+        ):
+            return ticket
+    return None
+
+
+def _join_visit(centre: Centre, visit: Sequence[Any]) -> tuple[Ticket, dict[str, int]] | None:
+    """The citizen's active ticket of a check-in today at this centre, with these bookings' services added
+    among its services still to come, in slot order (before the current one too while the ticket waits: it
+    moves to that service's queue, keeping its number and issue time), and how the waiting lists changed;
+    None if there is none, or it has one of these services or no room for them all (then they get a ticket
+    of their own). No commit."""
+    account_id = visit[0].account_id
+    ticket = db.session.scalar(
+        for_update(
+            select(Ticket)
+            .where(
+                Ticket.centre_id == centre.id,
+                Ticket.local_date == centre_today(centre),
+                Ticket.account_id == account_id,
+                Ticket.booking_id.is_not(None),
+                Ticket.status.in_(ACTIVE_STATUSES),
+            )
+            .order_by(Ticket.id.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+    )
+    codes = [c.service_code for c in visit]
+    if (
+        ticket is None
+        or set(codes) & set(ticket.services)
+        or len(ticket.services) + len(codes) > MAX_VISIT_SERVICES
+    ):
+        return None
+    services = list(ticket.services)
+    bookings = list(ticket.service_bookings or [None] * len(services))
+    current = services.index(ticket.service_code)
+    # A waiting ticket's current service may still give way to an earlier slot; a called one's may not.
+    first_free = current if ticket.status == "waiting" else current + 1
+    for checked in visit:
+        entry = _visit_entry(checked)
+        at = len(services)
+        for i in range(first_free, len(services)):
+            other = (bookings[i] or {}).get("slot_start")
+            if other and entry["slot_start"] and other > entry["slot_start"]:
+                at = i
+                break
+        services.insert(at, checked.service_code)
+        bookings.insert(at, entry)
+        ticket.party_size = max(ticket.party_size, _party_size(checked))
+    ticket.services, ticket.service_bookings = services, bookings
+    ticket.services_left += len(visit)
+    delta: dict[str, int] = {}
+    if services[current] != ticket.service_code:
+        delta = {ticket.service_code: -1, services[current]: 1}
+        ticket.service_code, ticket.seq = services[current], None
+        if ticket.source == "appointment" and bookings[current] and bookings[current].get("slot_start"):
+            ticket.appointment_at = dt.datetime.fromisoformat(bookings[current]["slot_start"])
+    db.session.flush()
+    return ticket, delta
+
+
 def average_service_minutes(*, centre_id: str, service_code: str) -> float:
-    """Rolling mean of the last finished visits of a service at a centre (the catalogue's figure if none)."""
+    """Rolling mean per person of the last times a service was served at a centre (the catalogue's figure
+    if none)."""
     samples = current_app.config["QUEUE_SERVICE_TIME_SAMPLES"]
-    rows = db.session.execute(
-        select(Ticket.started_at, Ticket.ended_at)
+    finished = (
+        select(Ticket.started_at, Ticket.ended_at, Ticket.party_size)
         .where(
             Ticket.centre_id == centre_id,
             Ticket.service_code == service_code,
@@ -261,32 +436,71 @@ def average_service_minutes(*, centre_id: str, service_code: str) -> float:
         )
         .order_by(Ticket.ended_at.desc())
         .limit(samples)
-    ).all()
-    durations = [(end - start).total_seconds() / 60 for start, end in rows if end >= start]
+    )
+    # With the services served on the way by tickets of several services.
+    on_the_way = (
+        select(TicketService.started_at, TicketService.ended_at, TicketService.party_size)
+        .where(
+            TicketService.centre_id == centre_id,
+            TicketService.service_code == service_code,
+            TicketService.started_at.is_not(None),
+        )
+        .order_by(TicketService.ended_at.desc())
+        .limit(samples)
+    )
+    both = union_all(select(*finished.subquery().c), select(*on_the_way.subquery().c)).subquery()
+    rows = db.session.execute(select(*both.c).order_by(both.c.ended_at.desc()).limit(samples)).all()
+    durations = [
+        (end - start).total_seconds() / 60 / max(1, party) for start, end, party in rows if end >= start
+    ]
     if durations:
         return max(0.5, sum(durations) / len(durations))
     service = db.session.get(Service, service_code)
     return float(service.avg_service_minutes if service else 10)
 
 
+def _people(ticket_ids: Sequence[int]) -> int:
+    """How many people these tickets carry (a family's ticket counts each of them)."""
+    if not ticket_ids:
+        return 0
+    extra = db.session.scalar(
+        select(func.coalesce(func.sum(Ticket.party_size - 1), 0)).where(Ticket.id.in_(ticket_ids))
+    )
+    return len(ticket_ids) + int(extra or 0)
+
+
 def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
-    """Attach `position` (1 = next) and `estimated_wait_minutes` to a ticket for its answer."""
+    """Attach `position` (1 = next in its current service) and `estimated_wait_minutes` to a ticket.
+
+    The wait is until the ticket's last service is called: the people ahead in the current service's
+    stream, then this ticket's own time at each service before its last (it keeps its place in each
+    next stream, being requeued with its original issue time)."""
     ticket.position = None
     ticket.estimated_wait_minutes = None
+    if ticket.status not in ACTIVE_STATUSES:
+        return ticket
+    services = list(ticket.services or [ticket.service_code])
+    remaining = services[services.index(ticket.service_code) :] if ticket.service_code in services else []
+    own = sum(
+        average_service_minutes(centre_id=ticket.centre_id, service_code=code) * ticket.party_size
+        for code in remaining[:-1]
+    )
     if ticket.status in ("called", "serving"):
-        ticket.position, ticket.estimated_wait_minutes = 0, 0
-    elif ticket.status == "waiting":
-        order = waiting_in_order(centre_id=ticket.centre_id, services=[ticket.service_code])
-        ahead = next((i for i, row in enumerate(order) if row.id == ticket.id), len(order))
-        # Paused counters call nobody, so they shorten no wait.
-        counters = sum(
-            1
-            for s in open_sessions(centre_id=ticket.centre_id, working=True)
-            if ticket.service_code in (s.services or [])
-        )
-        average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
-        ticket.position = ahead + 1
-        ticket.estimated_wait_minutes = math.ceil(ahead * average / max(1, counters))
+        ticket.position = 0
+        ticket.estimated_wait_minutes = math.ceil(own)
+        return ticket
+    order = waiting_in_order(centre_id=ticket.centre_id, services=[ticket.service_code])
+    ahead = next((i for i, row in enumerate(order) if row.id == ticket.id), len(order))
+    # Paused counters call nobody, so they shorten no wait.
+    counters = sum(
+        1
+        for s in open_sessions(centre_id=ticket.centre_id, working=True)
+        if ticket.service_code in (s.services or [])
+    )
+    average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
+    people = _people([row.id for row in order[:ahead]])
+    ticket.position = ahead + 1
+    ticket.estimated_wait_minutes = math.ceil(people * average / max(1, counters) + own)
     return ticket
 
 
@@ -439,7 +653,8 @@ def _tell_called(ticket: Ticket | TicketAnswer, counter_number: int) -> None:
             "centre_id": ticket.centre_id,
             "service_code": ticket.service_code,
         },
-        dedupe_key=f"ticket_called:{ticket.id}:{ticket.recall_count}",
+        # A ticket of several services is called once for each of them.
+        dedupe_key=f"ticket_called:{ticket.id}:{ticket.service_code}:{ticket.recall_count}",
     )
 
 
@@ -464,12 +679,13 @@ def _tell_turn_near(ticket: Ticket | TicketAnswer, order: list[WaitingTicket] | 
                 "centre_id": ticket.centre_id,
                 "service_code": row.service_code,
             },
-            dedupe_key=f"turn_near:{row.id}",
+            dedupe_key=f"turn_near:{row.id}:{row.service_code}",
         )
 
 
 def _staff_ticket(ticket_id: int, principal: Principal, *, lock: bool = True) -> Ticket:
-    query = select(Ticket).where(Ticket.id == ticket_id)
+    # The row as it is now (the session keeps objects past commits, and this one may have been read before).
+    query = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
     ticket = db.session.scalar(for_update(query) if lock else query)
     if ticket is None:
         raise NotFound()
@@ -519,10 +735,13 @@ def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
 
 @functools.cache
 def _complete_statement(any_centre: bool, postgres: bool):
-    """Called or serving → done, returning its answer (built once per kind of caller and database)."""
+    """Called or serving → done for a ticket at its last service, returning its answer (built once per kind
+    of caller and database)."""
     now = bindparam("now", type_=UTCDateTime)
     statement = update(_TICKETS).where(
-        _TICKETS.c.id == bindparam("ticket"), literal_in(_TICKETS.c.status, "called", "serving")
+        _TICKETS.c.id == bindparam("ticket"),
+        literal_in(_TICKETS.c.status, "called", "serving"),
+        _TICKETS.c.services_left == literal_column("0"),
     )
     if not any_centre:
         statement = statement.where(_TICKETS.c.centre_id == bindparam("centre"))
@@ -531,22 +750,86 @@ def _complete_statement(any_centre: bool, postgres: bool):
     ).returning(*(answer_columns() if postgres else _TICKETS.c))
 
 
-def complete_ticket(*, ticket_id: int, principal: Principal) -> TicketAnswer:
-    """The visit is done (a called ticket counts as started now); its booking is completed too."""
-    statement = _complete_statement(principal.role == "admin", on_postgres())
-    params = {"ticket": ticket_id, "centre": principal.centre_id, "now": clock.now()}
-    row = db.session.execute(statement, params).first()
-    if row is None:
-        # Unknown, elsewhere, or not called or serving: say which (404, 403, 409), with the row locked. If
-        # it was called meanwhile, it is completed now.
-        _require_status(_staff_ticket(ticket_id, principal), "called", "serving")
-        row = db.session.execute(statement, params).one()
-    ticket = ticket_answer(row)
-    if ticket.booking_id is not None:
+def _record_served(ticket: Ticket, ended_at: dt.datetime) -> None:
+    """A service of a visit was served before its last (the last one is the ticket's own row, `done`); a
+    second record of one service fails: each (ticket, service) is served once."""
+    db.session.execute(
+        TicketService.__table__.insert().values(
+            ticket_id=ticket.id,
+            centre_id=ticket.centre_id,
+            service_code=ticket.service_code,
+            local_date=ticket.local_date,
+            counter_id=ticket.counter_id,
+            served_by_id=ticket.served_by_id,
+            party_size=ticket.party_size,
+            called_at=ticket.called_at,
+            started_at=ticket.started_at or ended_at,
+            ended_at=ended_at,
+        )
+    )
+    _complete_booking_of(ticket)
+
+
+def _complete_booking_of(ticket: Ticket | TicketAnswer) -> None:
+    """The booking behind the ticket's current service is completed with it (no commit)."""
+    booking_id = _booking_of(ticket, ticket.service_code)
+    if booking_id is not None:
         from booking import services as booking
 
-        booking.complete_booking(booking_id=ticket.booking_id)
+        booking.complete_booking(booking_id=booking_id)
+
+
+def _booking_of(ticket: Ticket | TicketAnswer, service_code: str) -> int | None:
+    """The booking behind one of the ticket's services (the ticket's own booking for a one-service one)."""
+    for code, entry in zip(ticket.services or [], ticket.service_bookings or [], strict=False):
+        if code == service_code:
+            return entry.get("booking_id") if entry else None
+    return ticket.booking_id if len(ticket.services or []) <= 1 else None
+
+
+def complete_ticket(*, ticket_id: int, principal: Principal) -> Ticket | TicketAnswer:
+    """The current service is done (a called ticket counts as started now), and its booking with it. At the
+    last service the ticket is done; before it, the ticket waits in the next service's stream."""
+    statement = _complete_statement(principal.role == "admin", on_postgres())
+    now = clock.now()
+    params = {"ticket": ticket_id, "centre": principal.centre_id, "now": now}
+    row = db.session.execute(statement, params).first()
+    if row is None:
+        # Unknown, elsewhere, not called or serving, or with services to come: say which (404, 403, 409) or
+        # requeue it, with the row locked. If it was called meanwhile, it is completed now.
+        locked = _staff_ticket(ticket_id, principal)
+        _require_status(locked, "called", "serving")
+        if locked.services_left > 0:
+            return _requeue_for_next_service(locked, now)
+        row = db.session.execute(statement, params).one()
+    ticket = ticket_answer(row)
+    _complete_booking_of(ticket)
     _commit_ticket_change(ticket.centre_id)
+    return ticket
+
+
+def _requeue_for_next_service(ticket: Ticket, now: dt.datetime) -> Ticket:
+    """Put a ticket (locked, called or serving) in its next service's stream with its number and original
+    issue time, so it is not sent to the back; screens hear `ticket.requeued`."""
+    _record_served(ticket, now)
+    done = ticket.service_code
+    nxt = ticket.services[ticket.services.index(done) + 1]
+    pairs = zip(ticket.services, ticket.service_bookings or [], strict=False)
+    slot = next((entry.get("slot_start") for code, entry in pairs if code == nxt and entry), None)
+    ticket.service_code = nxt
+    ticket.services_left -= 1
+    ticket.seq = None
+    ticket.status = "waiting"
+    ticket.counter, ticket.served_by_id = None, None
+    ticket.called_at = ticket.started_at = ticket.ended_at = None
+    ticket.recall_count = 0
+    if ticket.source == "appointment" and slot:
+        ticket.appointment_at = dt.datetime.fromisoformat(slot)
+    db.session.flush()
+    payload = {"ticket_id": ticket.id, "number": ticket.number, "service": nxt, "from_service": done}
+    _commit_ticket_change(
+        ticket.centre_id, (live.TICKET_REQUEUED, payload), waiting_delta={nxt: 1}, keep_state=True
+    )
     return ticket
 
 
@@ -571,6 +854,19 @@ def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) 
         db.session.rollback()
         raise TicketState(details={"status": ticket.status, "service": service_code})
     offered_service(ticket.centre_id, service_code)
+    # The visit's other services stay: the current one is replaced (and the target is not served twice).
+    at = ticket.services.index(ticket.service_code) if ticket.service_code in ticket.services else 0
+    kept = [
+        (code, entry)
+        for i, (code, entry) in enumerate(
+            zip(ticket.services, ticket.service_bookings or [None] * len(ticket.services), strict=False)
+        )
+        if i == at or code != service_code
+    ]
+    at = next(i for i, (code, _) in enumerate(kept) if code == ticket.service_code)
+    services = [code for code, _ in kept]
+    services[at] = service_code
+    bookings = [entry for _, entry in kept] if ticket.service_bookings is not None else None
     now = clock.now()
     ticket.status = "transferred"
     ticket.ended_at = now
@@ -581,6 +877,10 @@ def transfer_ticket(*, ticket_id: int, service_code: str, principal: Principal) 
         public_id=public_id,
         centre_id=ticket.centre_id,
         service_code=service_code,
+        services=services,
+        services_left=len(services) - 1 - at,
+        service_bookings=bookings,
+        party_size=ticket.party_size,
         number=ticket.number,
         seq=None,
         local_date=ticket.local_date,
@@ -610,12 +910,17 @@ def public_ticket(*, public_id: str) -> dict[str, Any]:
     if ticket is None:
         raise NotFound()
     with_position(ticket)
-    centre, service = ticket.centre, ticket.service
+    centre = ticket.centre
+    codes = list(ticket.services or [ticket.service_code])
+    names = {s.code: s for s in db.session.scalars(select(Service).where(Service.code.in_(codes)))}
     return {
         "public_id": ticket.public_id,
         "number": ticket.number,
         "service": ticket.service_code,
-        "services": [{"code": service.code, "name_ar": service.name_ar, "name_en": service.name_en}],
+        # Every service of the visit, in order (the current one is `service`).
+        "services": [
+            {"code": code, "name_ar": names[code].name_ar, "name_en": names[code].name_en} for code in codes
+        ],
         "status": ticket.status,
         "position": ticket.position,
         "estimated_wait_minutes": ticket.estimated_wait_minutes,

@@ -8,10 +8,10 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import clock
-from app.catalogue.models import Centre, Counter
+from app.catalogue.models import Centre, Counter, Service
 from app.catalogue.services import centre_today, get_centre, opening_intervals
 from app.errors import Forbidden
 from app.extensions import db
@@ -19,7 +19,7 @@ from app.security import Principal, require_centre
 
 from . import live
 from .counters import counter_figures
-from .models import CounterSession, Ticket
+from .models import CounterSession, Ticket, TicketService
 
 
 def _zone(centre: Centre) -> zoneinfo.ZoneInfo:
@@ -108,7 +108,11 @@ def centre_stats(*, centre_id: str, day: dt.date | None, principal: Principal) -
         by_source[t.source] += 1
     for t in tickets:
         by_status[t.status] = by_status.get(t.status, 0) + 1
-    waits = [_minutes(t.called_at, t.issued_at) for t in visits if t.called_at is not None]
+    first_calls = _first_calls(centre_id, day)
+    for t in visits:
+        # A ticket of several services is called again for each: its wait is to the first call.
+        t.first_called_at = first_calls.get(t.id) or t.called_at
+    waits = [_minutes(t.first_called_at, t.issued_at) for t in visits if t.first_called_at is not None]
     done = [t for t in tickets if t.status == "done" and t.started_at and t.ended_at]
     service_times = [_minutes(t.ended_at, t.started_at) for t in done]
     no_shows = sum(1 for t in tickets if t.status == "no_show")
@@ -154,7 +158,7 @@ def centre_stats(*, centre_id: str, day: dt.date | None, principal: Principal) -
         "rating": rating,
         "served": finished,
         "by_hour": _by_hour(centre, day, visits, tickets),
-        "by_service": _by_service(centre, visits, tickets, rounded),
+        "by_service": _by_service(centre, visits, tickets, rounded, _served_per_service(centre_id, day)),
         "satisfaction": dict(rating),
         "counters": counter_figures(centre_id=centre_id),
         "urgent_reserve": _urgent_reserve(centre, day),
@@ -186,15 +190,57 @@ def _by_hour(
     return [{"hour": h, "issued": issued.get(h, 0), "served": served.get(h, 0)} for h in sorted(hours)]
 
 
-def _by_service(centre: Centre, visits: Sequence[Ticket], tickets: Sequence[Ticket], rounded) -> list[dict]:
-    """Per service offered (or seen that day): issued, served, waiting, mean and p90 waits in minutes."""
+def _served_per_service(centre_id: str, day: dt.date) -> dict[str, int]:
+    """How many times each service was served that day: tickets finished there, and the services served on
+    the way by tickets of several services."""
+    finished = db.session.execute(
+        select(Ticket.service_code, func.count())
+        .where(Ticket.centre_id == centre_id, Ticket.local_date == day, Ticket.status == "done")
+        .group_by(Ticket.service_code)
+    ).all()
+    served = dict(finished)
+    rows = db.session.execute(
+        select(TicketService.service_code, func.count())
+        .where(TicketService.centre_id == centre_id, TicketService.local_date == day)
+        .group_by(TicketService.service_code)
+    ).all()
+    for code, count in rows:
+        served[code] = served.get(code, 0) + count
+    return served
+
+
+def _first_calls(centre_id: str, day: dt.date) -> dict[int, dt.datetime]:
+    """Each ticket's first call among the services it was served for that day."""
+    rows = db.session.execute(
+        select(TicketService.ticket_id, func.min(TicketService.called_at))
+        .where(TicketService.centre_id == centre_id, TicketService.local_date == day)
+        .group_by(TicketService.ticket_id)
+    ).all()
+    return {ticket_id: called for ticket_id, called in rows if called is not None}
+
+
+def _first_service(ticket: Ticket) -> str:
+    return (ticket.services or [ticket.service_code])[0]
+
+
+def _by_service(
+    centre: Centre,
+    visits: Sequence[Ticket],
+    tickets: Sequence[Ticket],
+    rounded,
+    served: dict[str, int],
+) -> list[dict]:
+    """Per service offered (or seen that day): issued (as a visit's first service), tickets finished there,
+    times served (`services_served`), waiting, mean and p90 waits in minutes."""
     codes = {o.service_code: o.service for o in centre.offerings if o.active}
     seen = {t.service_code: t.service for t in tickets}
+    extra = {code for code in served if code not in codes and code not in seen}
+    seen.update({code: db.session.get(Service, code) for code in extra})
     rows = []
     for code in sorted(codes.keys() | seen.keys()):
         service = codes.get(code) or seen[code]
-        mine = [t for t in visits if t.service_code == code]
-        waits = [_minutes(t.called_at, t.issued_at) for t in mine if t.called_at is not None]
+        mine = [t for t in visits if _first_service(t) == code]
+        waits = [_minutes(t.first_called_at, t.issued_at) for t in mine if t.first_called_at is not None]
         rows.append(
             {
                 "service_code": code,
@@ -202,6 +248,7 @@ def _by_service(centre: Centre, visits: Sequence[Ticket], tickets: Sequence[Tick
                 "name_en": service.name_en,
                 "issued": len(mine),
                 "served": sum(1 for t in tickets if t.service_code == code and t.status == "done"),
+                "services_served": served.get(code, 0),
                 "waiting": sum(1 for t in tickets if t.service_code == code and t.status == "waiting"),
                 "mean_wait_minutes": rounded(_mean(waits)),
                 "p90_wait_minutes": rounded(_percentile(waits, 0.9)),

@@ -1,5 +1,6 @@
 -- Counters: one wrk thread and one connection per counter (wrk -tN -cN). Each calls next, completes the
--- ticket it got, calls next again. Every ticket id a call-next answered goes to "samples"; run.py counts
+-- ticket it got, calls next again. Every "counter:ticket:service" a call-next answered goes to "samples"
+-- (a ticket of several services is called once per service); run.py counts
 -- duplicates among them and compares them with the database (lost = called there, never answered here).
 local counter_id, token, current
 function init(args)
@@ -24,8 +25,9 @@ function response(status, headers, body)
   if kind == "n" then
     if status == 200 then
       local id = body:match('"ticket_id"%s*:%s*(%d+)')
+      local service = body:match('"current_service"%s*:%s*"([^"]+)"') or "?"
       bump("call_200")
-      samples[#samples + 1] = counter_id .. ":" .. (id or "?")
+      samples[#samples + 1] = counter_id .. ":" .. (id or "?") .. ":" .. service
       current = id
     elseif status == 204 then
       bump("call_204")

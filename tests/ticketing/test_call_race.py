@@ -265,3 +265,140 @@ def test_clicks_at_one_counter_at_the_same_instant_leave_it_one_called_ticket(ki
     assert statuses.count("called") == 1 and statuses.count("waiting") == 29
     snapshot = kit.call(lambda: services.queue_snapshot(centre_id=site.centre.id))
     assert snapshot["waiting"] == {site.other.code: 29}
+
+
+VISIT_TICKETS = int(__import__("os").environ.get("RACE_VISIT_TICKETS", 500 if IS_POSTGRES else 120))
+
+
+def _seed_visits(site, third, n_tickets: int, seed: int = 13) -> tuple[list[Principal], dict[int, list[str]]]:
+    """Clerks serving different sets of three services, and tickets of two or three services each."""
+    rng = random.Random(seed)
+    now = clock.now()
+    codes = [site.other.code, site.passport.code, third.code]
+    # Every service has counters, but not every counter serves every service: a requeued ticket must wait for
+    # a counter of its next service.
+    served_by = [codes, codes[:2], codes[1:], [codes[0], codes[2]]]
+    clerks, serves = [], {}
+    for i, counter_id in enumerate(site.counters):
+        account = Account(
+            national_id=f"67{site.counters[0]:04d}{i:04d}",
+            role="staff",
+            centre_id=site.centre.id,
+            full_name=f"Clerk {i}",
+            date_of_birth=dt.date(1985, 1, 1),
+            phone="+962790000000",
+            password_hash="not-used",
+            language="en",
+            residence_country="JO",
+            phone_verified_at=now,
+        )
+        db.session.add(account)
+        db.session.flush()
+        clerks.append(Principal(id=account.id, role="staff", centre_id=site.centre.id))
+        serves[counter_id] = served_by[i % len(served_by)]
+        counters.open_counter(counter_id=counter_id, services=serves[counter_id], principal=clerks[-1])
+    start = now - dt.timedelta(minutes=30)
+    today = centre_today(site.centre)
+    for i in range(n_tickets):
+        visit = rng.sample(codes, rng.choice((2, 2, 3)))
+        roll = rng.random()
+        source = "urgent" if roll < 0.05 else "appointment" if roll < 0.25 else "walk_in"
+        db.session.add(
+            Ticket(
+                centre_id=site.centre.id,
+                service_code=visit[0],
+                services=visit,
+                services_left=len(visit) - 1,
+                number=f"V-{i + 1:03d}",
+                seq=i + 1,
+                local_date=today,
+                source=source,
+                priority=PRIORITY_BY_SOURCE[source],
+                vulnerable=source == "walk_in" and rng.random() < 0.15,
+                status="waiting",
+                issued_at=start + dt.timedelta(seconds=i * 1800 / n_tickets),
+                appointment_at=now - dt.timedelta(minutes=rng.randint(0, 40))
+                if source == "appointment"
+                else None,
+                recall_count=0,
+            )
+        )
+    db.session.commit()
+    return clerks, serves
+
+
+def test_counters_calling_tickets_of_several_services_serve_each_service_once(kit, app):
+    """Counters call and complete tickets of two or three services at once: every (ticket, service) is
+    served exactly once, in the ticket's order, by a counter serving that service, and a ticket is never
+    with two counters at once (each service is recorded as served by the counter that called it, and each
+    completion finishes the service its counter called)."""
+    from ticketing.models import TicketService
+
+    site = kit.site(counters=COUNTERS)
+    third = kit.make.service(code=f"third.race{site.centre.id}", ticket_prefix="T")
+    kit.make.offering(site.centre, third)
+    clerks, serves = kit.call(_seed_visits, site, third, VISIT_TICKETS)
+    visits = kit.call(lambda: dict(db.session.execute(select(Ticket.id, Ticket.services)).all()))
+    barrier = threading.Barrier(COUNTERS)
+
+    def open_tickets() -> int:
+        try:
+            return db.session.scalar(select(sa.func.count()).where(Ticket.status != "done"))
+        finally:
+            db.session.rollback()  # hand the connection back while this counter waits
+
+    def work(index: int) -> list[tuple[int, str, int]]:
+        """One counter calling until every ticket is done: (ticket id, service, counter) per call."""
+        counter_id, clerk = site.counters[index], clerks[index]
+        calls = []
+        with app.app_context():
+            try:
+                barrier.wait()
+                idle_since = time.monotonic()
+                while True:
+                    ticket = services.call_next_ticket(counter_id=counter_id, principal=clerk)
+                    if ticket is None:
+                        # A ticket may still come back into one of this counter's services.
+                        if not open_tickets() or time.monotonic() - idle_since > 60:
+                            return calls
+                        time.sleep(0.005)
+                        continue
+                    idle_since = time.monotonic()
+                    assert ticket.service_code in serves[counter_id], "called from a stream it does not serve"
+                    calls.append((ticket.id, ticket.service_code, counter_id))
+                    done = services.complete_ticket(ticket_id=ticket.id, principal=clerk)
+                    finished = done.service_code
+                    if done.status == "waiting":  # requeued: the service before its current one was done
+                        finished = done.services[done.services.index(done.service_code) - 1]
+                    assert finished == ticket.service_code, "completed another service than it called"
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=COUNTERS) as pool:
+        per_counter = list(pool.map(work, range(COUNTERS)))
+
+    by_counter = {(ticket_id, code): counter_id for log in per_counter for ticket_id, code, counter_id in log}
+    calls = [(ticket_id, code) for log in per_counter for ticket_id, code, _ in log]
+    expected = {(ticket_id, code) for ticket_id, codes in visits.items() for code in codes}
+    duplicates = len(calls) - len(set(calls))
+    assert duplicates == 0, "a ticket was called twice for one service"
+    assert set(calls) == expected, "a service of a ticket was lost"
+    assert sum(1 for log in per_counter if log) > 1, "the counters did not work in parallel"
+    rows = kit.call(
+        lambda: db.session.execute(
+            select(Ticket.id, Ticket.status, Ticket.service_code, Ticket.counter_id)
+        ).all()
+    )
+    assert {status for _, status, *_ in rows} == {"done"}
+    on_the_way = kit.call(
+        lambda: db.session.execute(
+            select(TicketService.ticket_id, TicketService.service_code, TicketService.counter_id).order_by(
+                TicketService.id
+            )
+        ).all()
+    )
+    served: dict[int, list[str]] = {}
+    for ticket_id, code, counter_id in [*on_the_way, *((t, c, k) for t, _, c, k in rows)]:
+        served.setdefault(ticket_id, []).append(code)
+        assert by_counter[ticket_id, code] == counter_id, f"ticket {ticket_id} was with two counters at once"
+    assert served == visits, "services served out of the tickets' order"
