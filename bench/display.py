@@ -64,9 +64,12 @@ async def _run(
     clerk_token: str,
     deadline_s: float,
     pause_s: float,
+    display_token: str | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     url = f"{base_url}/api/v1/centres/{centre_id}/queue/stream"
+    if display_token:
+        url += f"?token={display_token}"
     limits = httpx.Limits(max_connections=screens + 10, max_keepalive_connections=screens + 10)
     timeout = httpx.Timeout(connect=10.0, read=deadline_s, write=10.0, pool=10.0)
     arrivals: dict[int, list[float]] = defaultdict(list)

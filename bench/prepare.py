@@ -174,6 +174,14 @@ def kiosk_token() -> str:
     return create_kiosk(centre_id=CENTRE, name="bench-kiosk")[1]
 
 
+def display_token() -> str:
+    """A hall display of the centre (what `flask --app wsgi display-token CENTRE` prints): the screens open
+    the stream with it, as a hall's screens do, past the per-address cap on anonymous streams."""
+    from app.accounts.services import create_display
+
+    return create_display(centre_id=CENTRE, name="bench-display")[1]
+
+
 def centre_services(centre: str = CENTRE) -> list[str]:
     """The services the centre offers (what the counters open for)."""
     return list(

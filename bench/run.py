@@ -249,6 +249,7 @@ class Bench:
             families = prepare.create_dependents(per_citizen=FAMILY_SIZE - 1)
             counters = prepare.create_counters_and_clerks(self.size["counters"])
             self.kiosk = prepare.kiosk_token()
+            self.display_token = prepare.display_token()
             self.services = prepare.centre_services()
             slots = prepare.bookable_slots(service=HOT_SERVICE)
             if len(slots) < self.size["hot_slots"]:
@@ -349,8 +350,23 @@ class Bench:
     # ------------------------------------------------------------------------------------ tools
 
     def wrk(
-        self, name: str, lua: str, path: str, *, connections: int, threads: int, duration: int, **env: str
+        self,
+        name: str,
+        lua: str,
+        path: str,
+        *,
+        connections: int,
+        threads: int,
+        duration: int,
+        finished_threads: bool = False,
+        **env: str,
     ) -> dict[str, Any]:
+        """One wrk run of `bench/lua/<lua>` (after common.lua) on `path`, its JSON summary and worker CPU.
+
+        `finished_threads`: the script writes `<BENCH_OUT>.done<tid>` when a thread has nothing left to do;
+        once every thread has, wrk is interrupted (SIGINT: it still reports), instead of sleeping out `-d`
+        (wrk's `thread:stop()` ends a thread, not the run). `duration` stays the bound.
+        """
         script = self.tmp / f"{name}.lua"
         script.write_text((LUA / "common.lua").read_text() + "\n" + (LUA / lua).read_text())
         out = self.tmp / f"{name}.json"
@@ -372,10 +388,16 @@ class Bench:
         self.results["commands"][name] = f"{shown} " + " ".join(cmd).replace(
             str(script), f"<common.lua+bench/lua/{lua}>"
         )
+        markers = [Path(f"{out}.done{tid}") for tid in range(threads)]
+        for marker in markers:
+            marker.unlink(missing_ok=True)
         cpu_before = self.worker_cpu_seconds()
-        proc = subprocess.run(
-            cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 120
-        )
+        if finished_threads:
+            proc = _run_until(cmd, {**os.environ, **env}, lambda: all(m.exists() for m in markers), duration)
+        else:
+            proc = subprocess.run(
+                cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 120
+            )
         cpu_used = self.worker_cpu_seconds() - cpu_before
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"wrk {name} failed: {proc.stderr[-2000:]}{proc.stdout[-2000:]}")
@@ -945,6 +967,7 @@ class Bench:
             clerk_token=token,
             deadline_s=self.size["display_deadline"],
             pause_s=self.size["display_pause"],
+            display_token=self.display_token,
         )
         if result["screens_connected"] == 0:
             raise NotRun(f"no screen connected to the stream: {result}")
@@ -959,6 +982,7 @@ class Bench:
             out = self._surge("surge_hot_limits_on", "hot_slots.txt", confirm=True)
         finally:
             self.stop_server()
+            self.start_server()  # the scenarios after this one measure with limits off, as before it
         answers = sum(v for k, v in out["stats"].items() if k.startswith("hold_") and k != "hold_sent")
         limited = sum(v for k, v in out["stats"].items() if k.startswith(("hold_429", "confirm_429")))
         out["rate_limited_share"] = round(limited / answers, 4) if answers else None
@@ -1167,6 +1191,26 @@ def _time_session_check(token: str, calls: int = 3000) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------ report
 
 PROJECT_DIRS = ("app/", "booking/", "queue/", "ticketing/", "notifications/")
+
+
+def _run_until(
+    cmd: list[str], env: dict[str, str], finished: Any, duration: int
+) -> subprocess.CompletedProcess:
+    """Run wrk and interrupt it (SIGINT: it reports as at its end) once `finished()`; `duration` bounds it."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + duration + 5
+    while proc.poll() is None and time.monotonic() < deadline:
+        if finished():
+            time.sleep(0.2)  # the last answers' summaries reach the thread's counters
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.2)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def summarise_profile(raw: Path) -> dict[str, Any]:
@@ -1488,7 +1532,7 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("availability", "availability, 30 days"),
         ("kiosk_tickets", "kiosk ticket"),
         ("counters", "call-next or complete"),
-        ("draw_entries", "draw entry"),
+        ("draw_entries", "draw entry (the tail's /healthz asks taken out at hello's)"),
     ):
         if cpu.get(name) is not None:
             row(f"worker CPU per request: {label}", cpu[name], "ms", cpu.get("hello"), "hello", scenario=name)
