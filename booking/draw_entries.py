@@ -7,10 +7,12 @@ has read the entries.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from app import clock
 from app.accounts.models import Account
@@ -18,11 +20,11 @@ from app.catalogue.models import Centre, Service
 from app.dialect import on_postgres
 from app.extensions import db
 from booking import errors
-from booking.abuse import check_applicants, get_citizen, record_refusal
+from booking.abuse import check_applicants, check_eligibility, get_citizen, record_refusal
 from booking.applicants import Applicant, resolve_applicants
 from booking.draws import check_group_quota, get_draw, own_national_id
-from booking.models import Booking
-from booking.release_models import Draw, DrawEntry
+from booking.models import Booking, BookingApplicant, BookingSuspension
+from booking.release_models import UNDRAWN_STATUSES, Draw, DrawEntry
 
 ENTRIES_GATE_NAMESPACE = 7321
 
@@ -54,6 +56,66 @@ def _check_entrant(
     check_group_quota(person.national_id, group, other_than_draw=draw_id)
 
 
+@functools.cache
+def _entrant_statement():
+    """The draw (with its centre's zone and service) and the entrant's account in one round trip, with
+    whether any suspension in force, active booking of the group or live entry of another undrawn draw of
+    the group stands in the way of the citizen entering for themselves (then the checks run one by one,
+    to refuse with their details).
+
+    Built once per process; the draw row is read afresh (`populate_existing`), as the close may have moved
+    it on since this session last saw it."""
+    group = Draw.service_group
+    suspended = (
+        select(BookingSuspension.id)
+        .where(
+            BookingSuspension.account_id == Account.id,
+            BookingSuspension.lifted_at.is_(None),
+            BookingSuspension.until > bindparam("now"),
+            or_(
+                BookingSuspension.scope == "all",
+                and_(BookingSuspension.scope == "high_demand", Service.high_demand),
+            ),
+        )
+        .exists()
+    )
+    booked = (
+        select(Booking.id)
+        .join(BookingApplicant, BookingApplicant.booking_id == Booking.id)
+        .where(
+            BookingApplicant.national_id == Account.national_id,
+            BookingApplicant.service_group == group,
+            BookingApplicant.active.is_(True),
+            or_(
+                Booking.status == "confirmed",
+                and_(Booking.status == "held", Booking.hold_expires_at > bindparam("now")),
+            ),
+        )
+        .exists()
+    )
+    other_draws = aliased(Draw)
+    entered = (
+        select(DrawEntry.id)
+        .join(other_draws, other_draws.id == DrawEntry.draw_id)
+        .where(
+            DrawEntry.national_id == Account.national_id,
+            DrawEntry.service_group == group,
+            DrawEntry.status == "entered",
+            other_draws.status.in_(UNDRAWN_STATUSES),
+            DrawEntry.draw_id != Draw.id,
+        )
+        .exists()
+    )
+    return (
+        select(Draw, Centre.timezone, Service, Account, or_(suspended, booked, entered).label("in_the_way"))
+        .join(Centre, Centre.id == Draw.centre_id)
+        .join(Service, Service.code == Draw.service_code)
+        .outerjoin(Account, Account.id == bindparam("account_id"))
+        .where(Draw.id == bindparam("draw_id"))
+        .execution_options(populate_existing=True)
+    )
+
+
 def enter_draw(
     *, account_id: int, draw_id: int, part_of_day: str = "any", applicant: str | None = None
 ) -> DrawEntry:
@@ -65,17 +127,12 @@ def enter_draw(
     """
     try:
         entries_gate(draw_id)
-        row = db.session.execute(
-            select(Draw, Centre.timezone, Service)
-            .join(Centre, Centre.id == Draw.centre_id)
-            .join(Service, Service.code == Draw.service_code)
-            .where(Draw.id == draw_id)
-            .execution_options(populate_existing=True)
-        ).first()
+        now = clock.now()
+        params = {"draw_id": draw_id, "account_id": account_id, "now": now}
+        row = db.session.execute(_entrant_statement(), params).first()
         if row is None:
             raise errors.DrawNotFound()
-        draw, timezone, service = row
-        now = clock.now()
+        draw, timezone, service, account, in_the_way = row
         if draw.status != "open" or now >= draw.entries_close_at:
             raise errors.DrawClosed(
                 details={"draw_id": draw.id, "entries_close_at": draw.entries_close_at.isoformat()}
@@ -84,19 +141,26 @@ def enter_draw(
             raise errors.DrawNotOpenYet(
                 details={"draw_id": draw.id, "entries_open_at": draw.entries_open_at.isoformat()}
             )
-        account = get_citizen(account_id)
-        (person,) = resolve_applicants(
-            account=account, national_ids=[applicant] if applicant else None, on=draw.days_from
-        )
-        _check_entrant(
-            account,
-            person,
-            service,
-            group=draw.service_group,
-            today=draw.days_from,
-            tz=timezone,
-            draw_id=draw.id,
-        )
+        if account is None or account.role != "citizen" or not account.is_verified or in_the_way or applicant:
+            # Refused, or an entry for someone else: the checks one by one (each refusal with its details).
+            account = get_citizen(account_id)
+            (person,) = resolve_applicants(
+                account=account, national_ids=[applicant] if applicant else None, on=draw.days_from
+            )
+            _check_entrant(
+                account,
+                person,
+                service,
+                group=draw.service_group,
+                today=draw.days_from,
+                tz=timezone,
+                draw_id=draw.id,
+            )
+        else:
+            # The citizen for themselves, with no suspension, booking or entry in the way (read above):
+            # what is left is their eligibility, from the registry.
+            (person,) = resolve_applicants(account=account, national_ids=None, on=draw.days_from)
+            check_eligibility(account=account, service=service, today=draw.days_from)
         entry = DrawEntry(
             draw_id=draw.id,
             account_id=account_id,
@@ -109,6 +173,7 @@ def enter_draw(
         )
         db.session.add(entry)
         db.session.commit()
+        entry._booking_cache = None  # a new entry has no booking (the answer's `reference` needs no read)
     except IntegrityError as exc:
         db.session.rollback()
         raise errors.AlreadyEntered(details={"draw_id": draw_id}) from exc

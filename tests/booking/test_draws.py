@@ -15,7 +15,7 @@ from app.audit import AuditEntry
 from app.extensions import db
 from app.idempotency import IdempotencyKey
 from booking import draw_entries, draw_run
-from booking.models import Booking, Slot
+from booking.models import Booking, BookingSuspension, Slot
 from booking.release_models import Draw, DrawEntry
 from notifications.models import Notification
 
@@ -211,6 +211,50 @@ def test_ineligible_or_suspended_or_already_booked_citizens_are_refused_with_the
     busy = release.enter(draw_id, applicant)
     assert busy.status_code == 409 and busy.get_json()["error"]["code"] == "active_booking_exists"
     assert _count(kit, DrawEntry) == 0
+
+
+def _suspend(account_id, scope, until):
+    db.session.add(BookingSuspension(account_id=account_id, kind="no_show", scope=scope, until=until))
+    db.session.commit()
+
+
+def test_each_thing_in_the_way_of_an_entry_refuses_it_with_its_details(client, kit, make):
+    """What the entry's one read finds in the way — a suspension in force in scope, a live entry of another
+    undrawn draw of the group — refuses with the same details as the checks made one by one; a suspension
+    out of scope or lifted, or an entry of a drawn draw, does not."""
+    release = Release(client, kit, make, service_kw={"code": "passport.renew", "group": "passport"})
+    draw_id = release.create().get_json()["draw_id"]
+    later = clock.now() + dt.timedelta(days=3)
+
+    suspended = kit.citizen_id()
+    kit.call(_suspend, suspended, "all", later)
+    refused = release.enter(draw_id, suspended)
+    assert refused.status_code == 403, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "booking_suspended" and error["details"]["scope"] == "all"
+
+    # The service is not high-demand: a high-demand suspension does not keep its holder out.
+    out_of_scope = kit.citizen_id()
+    kit.call(_suspend, out_of_scope, "high_demand", later)
+    assert release.enter(draw_id, out_of_scope).status_code == 201
+
+    # A suspension that ended does not either.
+    ended = kit.citizen_id()
+    kit.call(_suspend, ended, "all", clock.now() - dt.timedelta(minutes=1))
+    assert release.enter(draw_id, ended).status_code == 201
+    assert _count(kit, DrawEntry) == 2
+
+    # Entered in another undrawn draw of the same group (another centre's offering): in the way.
+    other = Release(client, kit, make, service_kw={"code": "passport.issue", "group": "passport"})
+    other_draw = other.create().get_json()["draw_id"]
+    both = kit.citizen_id()
+    assert other.enter(other_draw, both).status_code == 201
+    twice = release.enter(draw_id, both)
+    assert twice.status_code == 409, twice.get_json()
+    error = twice.get_json()["error"]
+    assert error["code"] == "active_booking_exists"
+    assert error["details"] == {"reason": "draw_entry", "service_group": "passport", "draw_id": other_draw}
+    assert _count(kit, DrawEntry, draw_id=draw_id) == 2
 
 
 def test_withdraw_before_the_close(release, kit, client):
