@@ -56,6 +56,9 @@ def _check_entrant(
     check_group_quota(person.national_id, group, other_than_draw=draw_id)
 
 
+_INSERT_ENTRY = DrawEntry.__table__.insert().returning(DrawEntry.__table__.c.id)
+
+
 @functools.cache
 def _entrant_statement():
     """The draw (with its centre's zone and service) and the entrant's account in one round trip, with
@@ -161,18 +164,20 @@ def enter_draw(
             # what is left is their eligibility, from the registry.
             (person,) = resolve_applicants(account=account, national_ids=None, on=draw.days_from)
             check_eligibility(account=account, service=service, today=draw.days_from)
-        entry = DrawEntry(
-            draw_id=draw.id,
-            account_id=account_id,
-            national_id=person.national_id,
-            service_group=draw.service_group,
-            entry_token=secrets.token_hex(16),
-            part_of_day=part_of_day,
-            status="entered",
-            created_at=now,
-        )
-        db.session.add(entry)
+        values = {
+            "draw_id": draw.id,
+            "account_id": account_id,
+            "national_id": person.national_id,
+            "service_group": draw.service_group,
+            "entry_token": secrets.token_hex(16),
+            "part_of_day": part_of_day,
+            "status": "entered",
+            "created_at": now,
+        }
+        # One INSERT … RETURNING id (no unit of work for one row); the answer is the row as written.
+        entry_id = db.session.execute(_INSERT_ENTRY, values).scalar_one()
         db.session.commit()
+        entry = DrawEntry(id=entry_id, **values)
         entry._booking_cache = None  # a new entry has no booking (the answer's `reference` needs no read)
     except IntegrityError as exc:
         db.session.rollback()
