@@ -169,9 +169,9 @@ def create_counters_and_clerks(
     ]
 
 
-def kiosk_token() -> str:
+def kiosk_token(centre: str = CENTRE) -> str:
     """A kiosk of the centre (what `flask --app wsgi kiosk-token CENTRE` prints)."""
-    return create_kiosk(centre_id=CENTRE, name="bench-kiosk")[1]
+    return create_kiosk(centre_id=centre, name=f"bench-kiosk-{centre}")[1]
 
 
 def display_token() -> str:
@@ -227,14 +227,14 @@ def seed_visits(depth: int, *, multi_share: float = 0.3, seed: int = 14) -> int:
     return depth
 
 
-def seed_queue(depth: int) -> int:
+def seed_queue(depth: int, centre_id: str = CENTRE) -> int:
     """`depth` waiting walk-in tickets at the centre, spread over its services (numbers kept unique)."""
-    centre = db.session.get(Centre, CENTRE)
+    centre = db.session.get(Centre, centre_id)
     local_date = clock.now().astimezone(zoneinfo.ZoneInfo(centre.timezone)).date()
     services = db.session.execute(
         select(Service.code, Service.ticket_prefix)
         .join(Offering, Offering.service_code == Service.code)
-        .where(Offering.centre_id == CENTRE, Offering.active.is_(True))
+        .where(Offering.centre_id == centre_id, Offering.active.is_(True))
         .order_by(Service.code)
     ).all()
     per_service = max(1, depth // len(services))
@@ -247,13 +247,13 @@ def seed_queue(depth: int) -> int:
                     "SELECT last_seq FROM ticket_sequences WHERE centre_id = :c AND service_code = :s "
                     "AND local_date = :d"
                 ),
-                {"c": CENTRE, "s": code, "d": local_date},
+                {"c": centre_id, "s": code, "d": local_date},
             )
             or 0
         )
         rows = [
             dict(
-                centre_id=CENTRE,
+                centre_id=centre_id,
                 service_code=code,
                 number=f"{prefix}-{last + i:03d}",
                 seq=last + i,
@@ -277,7 +277,7 @@ def seed_queue(depth: int) -> int:
                 "VALUES (:c, :s, :d, :n) ON CONFLICT (centre_id, service_code, local_date) "
                 "DO UPDATE SET last_seq = EXCLUDED.last_seq"
             ),
-            {"c": CENTRE, "s": code, "d": local_date, "n": last + per_service},
+            {"c": centre_id, "s": code, "d": local_date, "n": last + per_service},
         )
         total += per_service
     db.session.commit()

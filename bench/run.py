@@ -44,6 +44,9 @@ HOT_SERVICE = "passport.renew"
 FAMILY_SIZE = 3  # family_hold: the citizen and two children
 # Tickets are issued only while a centre is open: the visits scenario issues at one open around the clock.
 VISIT_CENTRE = "queen-alia-airport"
+# Kiosk tickets are issued where the hall is open at any hour of a run (the airport's centre: 24 h).
+KIOSK_CENTRE = VISIT_CENTRE
+KIOSK_DEEP_QUEUE = 5000
 
 FULL = dict(
     duration=20,
@@ -248,7 +251,8 @@ class Bench:
             citizens = prepare.create_citizens(self.size["citizens"])
             families = prepare.create_dependents(per_citizen=FAMILY_SIZE - 1)
             counters = prepare.create_counters_and_clerks(self.size["counters"])
-            self.kiosk = prepare.kiosk_token()
+            self.kiosk = prepare.kiosk_token(KIOSK_CENTRE)
+            prepare.write_lines(self.tmp / "kiosk_services.txt", prepare.centre_services(KIOSK_CENTRE))
             self.display_token = prepare.display_token()
             self.services = prepare.centre_services()
             slots = prepare.bookable_slots(service=HOT_SERVICE)
@@ -802,29 +806,50 @@ class Bench:
                         f"POST /staff/counters/{counter_id}/open answered {r.status_code}: {r.text[:300]}"
                     )
 
-    def kiosk_tickets(self) -> dict[str, Any]:
-        r = self.wrk(
-            "kiosk_tickets",
-            "tickets.lua",
-            f"/api/v1/centres/{CENTRE}/tickets",
-            connections=self.size["kiosk_clients"],
-            threads=2,
-            duration=max(2, self.size["duration"] // 2),
-            BENCH_SERVICES=str(self.tmp / "services.txt"),
-            BENCH_KIOSK_TOKEN=self.kiosk,
-            BENCH_CENTRE=CENTRE,
+    def kiosk_tickets(self, waiting: int = 0) -> dict[str, Any]:
+        """Kiosk walk-in tickets at a centre open around the clock (tickets are refused outside opening
+        hours), with `waiting` tickets seeded in its queue first: each answer gives the ticket's place and
+        wait, so the two depths show whether that cost grows with the queue. The centre's walk-ins are taken
+        out afterwards, so the next scenario finds its queue as before."""
+        name = "kiosk_tickets" if not waiting else f"kiosk_tickets_{waiting}"
+        self.in_app(_clear_walk_ins, KIOSK_CENTRE)
+        if waiting:
+            self.in_app(_seed_at, waiting, KIOSK_CENTRE)
+        before = int(
+            one(f"SELECT count(*) FROM tickets WHERE centre_id = '{KIOSK_CENTRE}' AND status = 'waiting'")
         )
-        if not r["stats"].get("ticket_201"):
-            raise NotRun(f"no ticket issued: {r['stats']}")
-        numbers = one(
-            "SELECT count(*) || '|' || count(DISTINCT (service_code, local_date, seq)) FROM tickets "
-            f"WHERE centre_id = '{CENTRE}' AND source = 'walk_in'"
-        )
+        try:
+            r = self.wrk(
+                name,
+                "tickets.lua",
+                f"/api/v1/centres/{KIOSK_CENTRE}/tickets",
+                connections=self.size["kiosk_clients"],
+                threads=2,
+                duration=max(2, self.size["duration"] // 2),
+                BENCH_SERVICES=str(self.tmp / "kiosk_services.txt"),
+                BENCH_KIOSK_TOKEN=self.kiosk,
+                BENCH_CENTRE=KIOSK_CENTRE,
+            )
+            if not r["stats"].get("ticket_201"):
+                raise NotRun(f"no ticket issued: {r['stats']}")
+            numbers = one(
+                "SELECT count(*) || '|' || count(DISTINCT (service_code, local_date, seq)) FROM tickets "
+                f"WHERE centre_id = '{KIOSK_CENTRE}' AND source = 'walk_in'"
+            )
+            after = int(
+                one(f"SELECT count(*) FROM tickets WHERE centre_id = '{KIOSK_CENTRE}' AND status = 'waiting'")
+            )
+        finally:
+            self.in_app(_clear_walk_ins, KIOSK_CENTRE)
         total, distinct = (int(x) for x in numbers.split("|"))
         return {
+            "centre": KIOSK_CENTRE,
             "clients": self.size["kiosk_clients"],
+            "waiting_before": before,
+            "waiting_after": after,
             "tickets_per_s": round(r["stats"]["ticket_201"] / r["seconds"], 1),
             "latency_ms": r["latency_ms"],
+            "worker_cpu_ms_per_request": r["worker_cpu_ms_per_request"],
             "stats": r["stats"],
             "duplicate_numbers": total - distinct,
         }
@@ -1133,6 +1158,7 @@ class Bench:
             if self.args.profile:
                 self.scenario("profile", self.profile)
             self.scenario("kiosk_tickets", self.kiosk_tickets)
+            self.scenario(f"kiosk_tickets_{KIOSK_DEEP_QUEUE}", lambda: self.kiosk_tickets(KIOSK_DEEP_QUEUE))
             self.scenario("counters", self.counters_scenario)
             self.scenario("visit_counters", self.visit_counters)
             self.scenario("display", self.display)
@@ -1191,6 +1217,24 @@ def _time_session_check(token: str, calls: int = 3000) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------ report
 
 PROJECT_DIRS = ("app/", "booking/", "queue/", "ticketing/", "notifications/")
+
+
+def _clear_walk_ins(centre_id: str) -> None:
+    """The centre's walk-in tickets taken out (a kiosk scenario's own, and any queue it seeded)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    db.session.execute(
+        text("DELETE FROM tickets WHERE centre_id = :c AND source = 'walk_in'"), {"c": centre_id}
+    )
+    db.session.commit()
+
+
+def _seed_at(depth: int, centre_id: str) -> int:
+    from bench import prepare
+
+    return prepare.seed_queue(depth, centre_id)
 
 
 def _run_until(
@@ -1424,13 +1468,38 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         p99 is not None and p99 < TARGETS["availability_p99_ms"],
         "availability",
     )
+    deep = f"kiosk_tickets_{KIOSK_DEEP_QUEUE}"
+    for name, label in (("kiosk_tickets", "an empty queue"), (deep, f"{KIOSK_DEEP_QUEUE:,} waiting")):
+        k = s.get(name) or {}
+        row(
+            f"kiosk walk-in tickets, {label} (then {k.get('waiting_after')})",
+            k.get("tickets_per_s"),
+            "tickets/s",
+            hello,
+            "hello",
+            scenario=name,
+        )
     row(
-        "kiosk walk-in tickets",
-        _get(s, "kiosk_tickets", "tickets_per_s"),
-        "tickets/s",
-        hello,
-        "hello",
+        "  duplicate ticket numbers, both depths",
+        f"{_get(s, 'kiosk_tickets', 'duplicate_numbers')} / {_get(s, deep, 'duplicate_numbers')}",
+        "",
+        target="0 / 0",
+        ok=_get(s, "kiosk_tickets", "duplicate_numbers") == 0 and _get(s, deep, "duplicate_numbers") == 0,
         scenario="kiosk_tickets",
+    )
+    shallow_cpu, deep_cpu = (
+        _get(s, "kiosk_tickets", "worker_cpu_ms_per_request"),
+        _get(s, deep, "worker_cpu_ms_per_request"),
+    )
+    row(
+        f"  kiosk ticket CPU, {KIOSK_DEEP_QUEUE:,} waiting / empty queue",
+        deep_cpu,
+        "ms",
+        shallow_cpu,
+        "empty queue",
+        "flat (≤ 1.25 ×)",
+        deep_cpu is not None and shallow_cpu and deep_cpu <= 1.25 * shallow_cpu,
+        deep,
     )
     v = _get(s, "counters", "calls_per_s")
     row(
@@ -1531,6 +1600,7 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("surge_month", "hold or confirm, a centre's month"),
         ("availability", "availability, 30 days"),
         ("kiosk_tickets", "kiosk ticket"),
+        (f"kiosk_tickets_{KIOSK_DEEP_QUEUE}", f"kiosk ticket, {KIOSK_DEEP_QUEUE:,} waiting"),
         ("counters", "call-next or complete"),
         ("draw_entries", "draw entry (the tail's /healthz asks taken out at hello's)"),
     ):
@@ -1597,7 +1667,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         help="run only these scenarios (pgbench hello revocation availability "
         "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on "
-        "draw_entries draw_run waitlist_handover)",
+        "draw_entries draw_run waitlist_handover kiosk_tickets_5000)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy a worker during a month surge")
     parser.add_argument("--no-limits", action="store_true", help="skip the rate-limits-on scenario")

@@ -16,12 +16,14 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    and_,
     any_,
     bindparam,
     func,
     literal,
     literal_column,
     null,
+    or_,
     select,
     text,
     union_all,
@@ -37,7 +39,10 @@ from app.extensions import db
 from .answers import TicketAnswer, answer_columns, ticket_answer
 from .models import Ticket
 from .policy import (
+    TIER_DUE_APPOINTMENT,
     TIER_REST,
+    TIER_STARVING,
+    TIER_URGENT,
     CallPolicy,
     Candidate,
     RankKey,
@@ -379,6 +384,83 @@ def waiting_in_order(
     rows = [WaitingTicket(*r) for r in db.session.execute(_waiting_query(centre_id, list(services)))]
     ordered = _in_call_order(rows, now)
     return ordered if limit is None else ordered[:limit]
+
+
+def _before(x: Any, y: Any, ident: Any, key: tuple[Any, Any, int]) -> ColumnElement[bool]:
+    """SQL: the triple (x, y, id) sorts before `key` (bound values), written out (no row values, no datetime
+    arithmetic on columns: the same on SQLite and PostgreSQL)."""
+    a, b, i = key
+    return or_(x < a, and_(x == a, or_(y < b, and_(y == b, ident < i))))
+
+
+def ranked_before(key: RankKey, *, now: dt.datetime, policy: CallPolicy) -> ColumnElement[bool]:
+    """SQL: a waiting ticket's `rank_key` at `now` is smaller than `key` — it is called before a ticket of
+    that key. The policy's tiers as comparisons of columns with bound values, tier by tier:
+
+    - urgent, by issue time;
+    - walk-in or remote issued at least `starvation_bound` ago (starving), by issue time;
+    - appointments due (slot start minus `appointment_early` reached), by slot start, then issue time;
+    - the rest by issue time, a vulnerable visitor's counted `vulnerable_bonus` earlier.
+
+    Ties go to issue time, then id, as in `rank_key`. tests/ticketing/test_position.py holds it equal to
+    the policy's order for random queues."""
+    tier, first, second, ident = key
+    starving_from = now - policy.starvation_bound
+    due_from = now + policy.appointment_early
+    t = Ticket
+    urgent = t.source == "urgent"
+    starving = and_(literal_in(t.source, "walk_in", "remote"), t.issued_at <= starving_from)
+    due = and_(t.source == "appointment", t.appointment_at.is_not(None), t.appointment_at <= due_from)
+    rest = or_(
+        and_(literal_in(t.source, "walk_in", "remote"), t.issued_at > starving_from),
+        and_(t.source == "appointment", or_(t.appointment_at.is_(None), t.appointment_at > due_from)),
+    )
+    by_issue = _before(t.issued_at, t.issued_at, t.id, (first, second, ident))
+    in_tier = {
+        TIER_URGENT: and_(urgent, by_issue),
+        TIER_STARVING: and_(starving, by_issue),
+        TIER_DUE_APPOINTMENT: and_(due, _before(t.appointment_at, t.issued_at, t.id, (first, second, ident))),
+        TIER_REST: and_(
+            rest,
+            or_(
+                and_(t.vulnerable.is_(False), by_issue),
+                # issued_at - bonus sorts before `first` when issued_at sorts before `first` + bonus.
+                and_(
+                    t.vulnerable.is_(True),
+                    _before(
+                        t.issued_at,
+                        t.issued_at,
+                        t.id,
+                        (first + policy.vulnerable_bonus, second, ident),
+                    ),
+                ),
+            ),
+        ),
+    }
+    earlier_tiers = {TIER_URGENT: urgent, TIER_STARVING: starving, TIER_DUE_APPOINTMENT: due, TIER_REST: rest}
+    return or_(*(earlier_tiers[t_] for t_ in earlier_tiers if t_ < tier), in_tier[tier])
+
+
+def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
+    """How many waiting tickets of the ticket's current service are called before it, and how many people
+    they carry (a family's ticket counts each of them): one aggregate in the database, whatever the depth."""
+    now = now or clock.now()
+    policy = call_policy()
+    key = rank_key(
+        Candidate(ticket.id, ticket.source, ticket.issued_at, ticket.vulnerable, ticket.appointment_at),
+        now=now,
+        policy=policy,
+    )
+    tickets, people = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Ticket.party_size), 0)).where(
+            Ticket.centre_id == ticket.centre_id,
+            Ticket.service_code == ticket.service_code,
+            Ticket.status == "waiting",
+            Ticket.id != ticket.id,
+            ranked_before(key, now=now, policy=policy),
+        )
+    ).one()
+    return int(tickets), int(people)
 
 
 @functools.cache

@@ -54,7 +54,7 @@ from .models import (
     UrgentRequest,
     new_public_id,
 )
-from .ordering import QueueHead, WaitingTicket, claim_first, head_of_queue, literal_in, waiting_in_order
+from .ordering import QueueHead, WaitingTicket, ahead_of, claim_first, head_of_queue, literal_in
 
 log = logging.getLogger(__name__)
 
@@ -459,16 +459,6 @@ def average_service_minutes(*, centre_id: str, service_code: str) -> float:
     return float(service.avg_service_minutes if service else 10)
 
 
-def _people(ticket_ids: Sequence[int]) -> int:
-    """How many people these tickets carry (a family's ticket counts each of them)."""
-    if not ticket_ids:
-        return 0
-    extra = db.session.scalar(
-        select(func.coalesce(func.sum(Ticket.party_size - 1), 0)).where(Ticket.id.in_(ticket_ids))
-    )
-    return len(ticket_ids) + int(extra or 0)
-
-
 def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
     """Attach `position` (1 = next in its current service) and `estimated_wait_minutes` to a ticket.
 
@@ -489,8 +479,7 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
         ticket.position = 0
         ticket.estimated_wait_minutes = math.ceil(own)
         return ticket
-    order = waiting_in_order(centre_id=ticket.centre_id, services=[ticket.service_code])
-    ahead = next((i for i, row in enumerate(order) if row.id == ticket.id), len(order))
+    ahead, people = ahead_of(ticket)
     # Paused counters call nobody, so they shorten no wait.
     counters = sum(
         1
@@ -498,7 +487,6 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
         if ticket.service_code in (s.services or [])
     )
     average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
-    people = _people([row.id for row in order[:ahead]])
     ticket.position = ahead + 1
     ticket.estimated_wait_minutes = math.ceil(people * average / max(1, counters) + own)
     return ticket
