@@ -386,28 +386,33 @@ def waiting_in_order(
     return ordered if limit is None else ordered[:limit]
 
 
-def _before(x: Any, y: Any, ident: Any, key: tuple[Any, Any, int]) -> ColumnElement[bool]:
-    """SQL: the triple (x, y, id) sorts before `key` (bound values), written out (no row values, no datetime
-    arithmetic on columns: the same on SQLite and PostgreSQL)."""
-    a, b, i = key
+def _before(x: Any, y: Any, ident: Any, names: tuple[str, str, str]) -> ColumnElement[bool]:
+    """SQL: the triple (x, y, id) sorts before the bound values named `names`, written out (no row values,
+    no datetime arithmetic on columns: the same on SQLite and PostgreSQL)."""
+    a, b, i = (bindparam(name) for name in names)
     return or_(x < a, and_(x == a, or_(y < b, and_(y == b, ident < i))))
 
 
-def ranked_before(key: RankKey, *, now: dt.datetime, policy: CallPolicy) -> ColumnElement[bool]:
-    """SQL: a waiting ticket's `rank_key` at `now` is smaller than `key` — it is called before a ticket of
-    that key. The policy's tiers as comparisons of columns with bound values, tier by tier:
+@functools.cache
+def _ahead_statement(tier: int):
+    """SQL: how many waiting tickets of a service rank before a ticket of rank tier `tier` (whose key's parts
+    are bound as `first`, `second`, `ident`), and the people they carry. The policy's tiers as comparisons of
+    columns with bound values (`starving_from` = now − starvation bound, `due_from` = now + the early
+    window, `shifted` = `first` + the vulnerable bonus; `ahead_of` binds them):
 
     - urgent, by issue time;
     - walk-in or remote issued at least `starvation_bound` ago (starving), by issue time;
     - appointments due (slot start minus `appointment_early` reached), by slot start, then issue time;
     - the rest by issue time, a vulnerable visitor's counted `vulnerable_bonus` earlier.
 
-    Ties go to issue time, then id, as in `rank_key`. tests/ticketing/test_position.py holds it equal to
-    the policy's order for random queues."""
-    tier, first, second, ident = key
-    starving_from = now - policy.starvation_bound
-    due_from = now + policy.appointment_early
+    Ties go to issue time, then id, as in `rank_key`. Built once per tier (a statement rebuilt per request
+    costs more to key for SQLAlchemy's cache than to run). tests/ticketing/test_position.py holds it equal
+    to the policy's order for random queues."""
     t = Ticket
+    starving_from, due_from = (
+        bindparam("starving_from", type_=UTCDateTime()),
+        bindparam("due_from", type_=UTCDateTime()),
+    )
     urgent = t.source == "urgent"
     starving = and_(literal_in(t.source, "walk_in", "remote"), t.issued_at <= starving_from)
     due = and_(t.source == "appointment", t.appointment_at.is_not(None), t.appointment_at <= due_from)
@@ -415,30 +420,38 @@ def ranked_before(key: RankKey, *, now: dt.datetime, policy: CallPolicy) -> Colu
         and_(literal_in(t.source, "walk_in", "remote"), t.issued_at > starving_from),
         and_(t.source == "appointment", or_(t.appointment_at.is_(None), t.appointment_at > due_from)),
     )
-    by_issue = _before(t.issued_at, t.issued_at, t.id, (first, second, ident))
-    in_tier = {
-        TIER_URGENT: and_(urgent, by_issue),
-        TIER_STARVING: and_(starving, by_issue),
-        TIER_DUE_APPOINTMENT: and_(due, _before(t.appointment_at, t.issued_at, t.id, (first, second, ident))),
-        TIER_REST: and_(
+    key = ("first", "second", "ident")
+    by_issue = _before(t.issued_at, t.issued_at, t.id, key)
+    if tier == TIER_URGENT:
+        in_tier = and_(urgent, by_issue)
+    elif tier == TIER_STARVING:
+        in_tier = and_(starving, by_issue)
+    elif tier == TIER_DUE_APPOINTMENT:
+        in_tier = and_(due, _before(t.appointment_at, t.issued_at, t.id, key))
+    else:
+        # issued_at - bonus sorts before `first` when issued_at sorts before `first` + bonus.
+        in_tier = and_(
             rest,
             or_(
                 and_(t.vulnerable.is_(False), by_issue),
-                # issued_at - bonus sorts before `first` when issued_at sorts before `first` + bonus.
                 and_(
                     t.vulnerable.is_(True),
-                    _before(
-                        t.issued_at,
-                        t.issued_at,
-                        t.id,
-                        (first + policy.vulnerable_bonus, second, ident),
-                    ),
+                    _before(t.issued_at, t.issued_at, t.id, ("shifted", "second", "ident")),
                 ),
             ),
-        ),
-    }
-    earlier_tiers = {TIER_URGENT: urgent, TIER_STARVING: starving, TIER_DUE_APPOINTMENT: due, TIER_REST: rest}
-    return or_(*(earlier_tiers[t_] for t_ in earlier_tiers if t_ < tier), in_tier[tier])
+        )
+    earlier = [
+        cond
+        for level, cond in ((TIER_URGENT, urgent), (TIER_STARVING, starving), (TIER_DUE_APPOINTMENT, due))
+        if level < tier
+    ]
+    return select(func.count(), func.coalesce(func.sum(t.party_size), 0)).where(
+        t.centre_id == bindparam("centre_id"),
+        t.service_code == bindparam("service_code"),
+        t.status == "waiting",
+        t.id != bindparam("ident"),
+        or_(*earlier, in_tier),
+    )
 
 
 def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
@@ -446,20 +459,22 @@ def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
     they carry (a family's ticket counts each of them): one aggregate in the database, whatever the depth."""
     now = now or clock.now()
     policy = call_policy()
-    key = rank_key(
+    tier, first, second, ident = rank_key(
         Candidate(ticket.id, ticket.source, ticket.issued_at, ticket.vulnerable, ticket.appointment_at),
         now=now,
         policy=policy,
     )
-    tickets, people = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(Ticket.party_size), 0)).where(
-            Ticket.centre_id == ticket.centre_id,
-            Ticket.service_code == ticket.service_code,
-            Ticket.status == "waiting",
-            Ticket.id != ticket.id,
-            ranked_before(key, now=now, policy=policy),
-        )
-    ).one()
+    params = {
+        "centre_id": ticket.centre_id,
+        "service_code": ticket.service_code,
+        "starving_from": now - policy.starvation_bound,
+        "due_from": now + policy.appointment_early,
+        "first": first,
+        "second": second,
+        "ident": ident,
+        "shifted": first + policy.vulnerable_bonus,
+    }
+    tickets, people = db.session.execute(_ahead_statement(tier), params).one()
     return int(tickets), int(people)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from app import clock
 from app.audit import record_audit
 from app.catalogue.models import Centre, Offering, Service
-from app.catalogue.services import centre_today, get_centre, opening_state
+from app.catalogue.services import centre_today, get_centre, is_open, opening_state
 from app.database import UTCDateTime, commit_keeping_state
 from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres
 from app.errors import NotFound, ValidationFailed
@@ -33,7 +33,13 @@ from notifications.services import notify_citizen
 
 from . import live
 from .answers import TicketAnswer, answer_columns, ticket_answer
-from .counters import counter_payload, lock_open_counter, lock_session_of, open_sessions
+from .counters import (
+    counter_payload,
+    lock_open_counter,
+    lock_session_of,
+    open_sessions,
+    working_counter_services,
+)
 from .errors import (
     ActiveTicketExists,
     CentreClosed,
@@ -65,16 +71,26 @@ RECENT_CALLS = 8
 _TICKETS = Ticket.__table__
 
 
-def offered_service(centre_id: str, service_code: str) -> Service:
-    """The service, if the centre offers it now (else `ServiceNotOffered`)."""
-    offering = db.session.scalar(
-        select(Offering).where(
-            Offering.centre_id == centre_id, Offering.service_code == service_code, Offering.active.is_(True)
+@functools.cache
+def _offered_statement():
+    return (
+        select(Service)
+        .join(Offering, Offering.service_code == Service.code)
+        .where(
+            Offering.centre_id == bindparam("centre_id"),
+            Offering.service_code == bindparam("service_code"),
+            Offering.active.is_(True),
+            Service.active.is_(True),
         )
     )
-    if offering is None or not offering.service.active:
+
+
+def offered_service(centre_id: str, service_code: str) -> Service:
+    """The service, if the centre offers it now (else `ServiceNotOffered`): one read."""
+    service = db.session.scalar(_offered_statement(), {"centre_id": centre_id, "service_code": service_code})
+    if service is None:
         raise ServiceNotOffered(details={"service": service_code})
-    return offering.service
+    return service
 
 
 def visit_services(centre_id: str, service_code: str | None, services: Sequence[str] | None) -> list[Service]:
@@ -100,6 +116,8 @@ def visit_services(centre_id: str, service_code: str | None, services: Sequence[
 
 def require_open(centre: Centre) -> None:
     """Tickets are issued only while the centre is open: else `centre_closed`, saying when it opens next."""
+    if is_open(centre):
+        return
     state = opening_state(centre)
     if not state.open:
         db.session.rollback()
@@ -421,15 +439,16 @@ def _join_visit(centre: Centre, visit: Sequence[Any]) -> tuple[Ticket, dict[str,
     return ticket, delta
 
 
-def average_service_minutes(*, centre_id: str, service_code: str) -> float:
-    """Rolling mean per person of the last times a service was served at a centre (the catalogue's figure
-    if none)."""
-    samples = current_app.config["QUEUE_SERVICE_TIME_SAMPLES"]
+@functools.cache
+def _service_time_statement():
+    """The last `samples` times a service was served at a centre, per person: finished tickets and the
+    services served on the way by tickets of several services (built once)."""
+    samples = bindparam("samples")
     finished = (
         select(Ticket.started_at, Ticket.ended_at, Ticket.party_size)
         .where(
-            Ticket.centre_id == centre_id,
-            Ticket.service_code == service_code,
+            Ticket.centre_id == bindparam("centre_id"),
+            Ticket.service_code == bindparam("service_code"),
             Ticket.status == "done",
             Ticket.started_at.is_not(None),
             Ticket.ended_at.is_not(None),
@@ -437,19 +456,29 @@ def average_service_minutes(*, centre_id: str, service_code: str) -> float:
         .order_by(Ticket.ended_at.desc())
         .limit(samples)
     )
-    # With the services served on the way by tickets of several services.
     on_the_way = (
         select(TicketService.started_at, TicketService.ended_at, TicketService.party_size)
         .where(
-            TicketService.centre_id == centre_id,
-            TicketService.service_code == service_code,
+            TicketService.centre_id == bindparam("centre_id"),
+            TicketService.service_code == bindparam("service_code"),
             TicketService.started_at.is_not(None),
         )
         .order_by(TicketService.ended_at.desc())
         .limit(samples)
     )
     both = union_all(select(*finished.subquery().c), select(*on_the_way.subquery().c)).subquery()
-    rows = db.session.execute(select(*both.c).order_by(both.c.ended_at.desc()).limit(samples)).all()
+    return select(*both.c).order_by(both.c.ended_at.desc()).limit(samples)
+
+
+def average_service_minutes(*, centre_id: str, service_code: str) -> float:
+    """Rolling mean per person of the last times a service was served at a centre (the catalogue's figure
+    if none)."""
+    params = {
+        "centre_id": centre_id,
+        "service_code": service_code,
+        "samples": current_app.config["QUEUE_SERVICE_TIME_SAMPLES"],
+    }
+    rows = db.session.execute(_service_time_statement(), params).all()
     durations = [
         (end - start).total_seconds() / 60 / max(1, party) for start, end, party in rows if end >= start
     ]
@@ -483,8 +512,8 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
     # Paused counters call nobody, so they shorten no wait.
     counters = sum(
         1
-        for s in open_sessions(centre_id=ticket.centre_id, working=True)
-        if ticket.service_code in (s.services or [])
+        for services in working_counter_services(centre_id=ticket.centre_id)
+        if ticket.service_code in (services or [])
     )
     average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
     ticket.position = ahead + 1

@@ -108,6 +108,19 @@ def opening_intervals(centre: Centre, day: dt.date) -> list[tuple[dt.datetime, d
     )
 
 
+def is_open(centre: Centre, at: dt.datetime | None = None) -> bool:
+    """Whether the centre is open at `at` (default now), as `opening_state(...).open` says, reading only
+    the intervals of that local day and the day before (an interval lies within its local day, or ends at
+    the next midnight), not the fortnight `opening_state` merges to tell when it next opens."""
+    at = at or clock.now()
+    today = at.astimezone(zoneinfo.ZoneInfo(centre.timezone)).date()
+    return any(
+        start <= at < end
+        for day in (today - dt.timedelta(days=1), today)
+        for start, end in opening_intervals(centre, day)
+    )
+
+
 def opening_state(
     centre: Centre, at: dt.datetime | None = None, *, look_ahead_days: int = 14
 ) -> OpeningState:
