@@ -93,6 +93,11 @@ TARGETS = {
     "soldout_ratio": 0.6,
     "soldout_p99_ms": 25,
     "availability_p99_ms": 30,
+    "availability_p99_vs_hello": 2,
+    "availability_cpu_vs_hello": 2.5,
+    "availability_uncached_cpu_ms": 2.0,
+    # 0 and 10,000 cancelled bookings on the searched month: the same cost within the run-to-run noise.
+    "availability_flat_ratio": 1.15,
     "calls_per_s": 1000,
     "display_p99_ms": 250,
 }
@@ -791,6 +796,165 @@ class Bench:
             "errors": r["errors"],
         }
 
+    # Availability with the micro-cache off, at two sizes of the searched month's history.
+    CANCELLED_ON_MONTH = 10_000
+    _CANCELLED_PREFIX = "BX"  # references of the seeded cancelled bookings (the app's have no such prefix)
+
+    def availability_uncached(self) -> dict[str, Any]:
+        """Availability with `AVAILABILITY_CACHE_SECONDS=0` (gunicorn restarted so): every answer from
+        PostgreSQL. At 0 and at 10,000 cancelled bookings (seats released long ago) on the searched month,
+        alternating 0, 10k, 0, 10k so that a change in the shared machine's load falls on both sizes."""
+        path = self.availability_path()
+        self.in_app(self._reset)
+        self.stop_server()
+        os.environ["AVAILABILITY_CACHE_SECONDS"] = "0"  # _app_env copies the environment
+        try:
+            self.start_server()
+            self.results["commands"]["gunicorn_cache_off"] = (
+                "AVAILABILITY_CACHE_SECONDS=0 " + self.results["commands"]["gunicorn"]
+            )
+            common = dict(BENCH_TOKENS=str(self.tmp / "citizens.txt"), BENCH_PATH=path)
+            clients, seconds = self.size["avail_clients"], max(2, self.size["duration"] // 2)
+            self.wrk(
+                "availability_uncached_warmup",
+                "slots.lua",
+                path,
+                connections=clients,
+                threads=2,
+                duration=self.size["warmup"],
+                **common,
+            )
+            runs: dict[int, list[dict[str, Any]]] = {0: [], self.CANCELLED_ON_MONTH: []}
+            for round_ in range(2):
+                for cancelled in runs:
+                    self._seed_cancelled(cancelled)
+                    name = f"availability_uncached_{cancelled}_{round_}"
+                    spy = (
+                        self._spy(f"availability-uncached-{cancelled}", seconds - 1) if round_ == 0 else None
+                    )
+                    db_before = self._db_backend_cpu()
+                    r = self.wrk(
+                        name, "slots.lua", path, connections=clients, threads=2, duration=seconds, **common
+                    )
+                    db_used = self._db_backend_cpu(since=db_before)
+                    if set(r["stats"]) != {"status_200"}:
+                        raise RuntimeError(f"{path} answered {r['stats']}")
+                    r["db_cpu_ms_per_request"] = (
+                        round(db_used * 1000 / r["requests"], 3) if r["requests"] else None
+                    )
+                    if spy is not None:
+                        r["profile"] = self._spy_done(*spy)
+                    runs[cancelled].append(r)
+            with urllib.request.urlopen(self.base + path, timeout=10) as response:  # loopback
+                listed = len(json.loads(response.read()))
+        finally:
+            self._seed_cancelled(0)
+            os.environ.pop("AVAILABILITY_CACHE_SECONDS", None)
+            self.stop_server()
+            self.start_server()
+        out: dict[str, Any] = {"clients": clients, "path": path, "slots_listed": listed}
+        for cancelled, measured in runs.items():
+            requests = sum(r["requests"] for r in measured)
+            cpu = sum(r["worker_cpu_ms_per_request"] * r["requests"] for r in measured)
+            db_cpu = sum((r["db_cpu_ms_per_request"] or 0) * r["requests"] for r in measured)
+            out[f"cancelled_{cancelled}"] = {
+                "rps": round(sum(r["rps"] for r in measured) / len(measured), 1),
+                "worker_cpu_ms_per_request": round(cpu / requests, 3) if requests else None,
+                "db_cpu_ms_per_request": round(db_cpu / requests, 3) if requests else None,
+                "each_round_cpu_ms": [r["worker_cpu_ms_per_request"] for r in measured],
+                "each_round_db_cpu_ms": [r["db_cpu_ms_per_request"] for r in measured],
+                "latency_ms": {
+                    k: round(sum(r["latency_ms"][k] for r in measured) / len(measured), 2)
+                    for k in ("p50", "p99")
+                },
+                "each_round_latency_ms": [r["latency_ms"] for r in measured],
+                "profile": measured[0].get("profile"),
+            }
+        return out
+
+    def _seed_cancelled(self, count: int) -> None:
+        """`count` cancelled bookings spread over the searched month's slots, as the app leaves them once
+        their seats are released (`holds_seat` false, each with its applicant row, inactive): nothing else."""
+        start = self.today + dt.timedelta(days=1)
+        psql(
+            "DELETE FROM bookings WHERE reference LIKE '" + self._CANCELLED_PREFIX + "%';"
+            if count == 0
+            else f"""
+            DELETE FROM bookings WHERE reference LIKE '{self._CANCELLED_PREFIX}%';
+            WITH month AS (
+                SELECT s.id, s.offering_id, o.centre_id, o.service_code, sv.service_group,
+                       row_number() OVER (ORDER BY s.start) - 1 AS k, count(*) OVER () AS n
+                FROM slots s JOIN offerings o ON o.id = s.offering_id
+                JOIN services sv ON sv.code = o.service_code
+                WHERE o.centre_id = '{CENTRE}' AND o.service_code = '{HOT_SERVICE}'
+                  AND s.local_date BETWEEN '{start}' AND '{start + dt.timedelta(days=29)}'
+            ), citizens AS (
+                SELECT id, row_number() OVER (ORDER BY id) - 1 AS k, count(*) OVER () AS n
+                FROM accounts WHERE role = 'citizen'
+            )
+            INSERT INTO bookings (reference, account_id, slot_id, offering_id, centre_id, service_code,
+                service_group, kind, seats, status, holds_seat, hold_expires_at, seat_release_at, created_at,
+                confirmed_at, cancelled_at)
+            SELECT '{self._CANCELLED_PREFIX}' || lpad(i::text, 8, '0'), c.id, m.id, m.offering_id,
+                m.centre_id, m.service_code, m.service_group, 'regular', 1, 'cancelled', false,
+                now() - interval '47 hours 55 minutes', now() - interval '23 hours 30 minutes',
+                now() - interval '48 hours', now() - interval '47 hours 59 minutes',
+                now() - interval '24 hours'
+            FROM generate_series(0, {count - 1}) AS i
+            JOIN month m ON m.k = i % m.n JOIN citizens c ON c.k = i % c.n;
+            INSERT INTO booking_applicants (booking_id, position, national_id, full_name_ar, full_name_en,
+                date_of_birth, service_group, active)
+            SELECT b.id, 1, a.national_id, a.full_name, a.full_name, a.date_of_birth, b.service_group, false
+            FROM bookings b JOIN accounts a ON a.id = b.account_id
+            WHERE b.reference LIKE '{self._CANCELLED_PREFIX}%';
+            """
+        )
+        psql("VACUUM ANALYZE bookings")
+        psql("VACUUM ANALYZE booking_applicants")
+        seeded = int(one(f"SELECT count(*) FROM bookings WHERE reference LIKE '{self._CANCELLED_PREFIX}%'"))
+        if seeded != count:
+            raise RuntimeError(f"seeded {seeded} cancelled bookings, not {count}")
+
+    @staticmethod
+    def _db_backend_cpu(since: dict[int, int] | None = None) -> Any:
+        """CPU ticks of this database's PostgreSQL backends (the app's pools), from /proc; with `since`,
+        the seconds used since then (a backend started in between counts whole)."""
+        pids = one(
+            "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity "
+            f"WHERE datname = '{DB_NAME}' AND pid <> pg_backend_pid()"
+        )
+        ticks = {}
+        for pid in (pids or "").split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks[int(pid)] = int(fields[11]) + int(fields[12])
+        if since is None:
+            return ticks
+        return sum(t - since.get(pid, 0) for pid, t in ticks.items()) / os.sysconf("SC_CLK_TCK")
+
+    def _spy(self, name: str, seconds: int) -> tuple[subprocess.Popen, Path] | None:
+        """With --profile: py-spy on one worker for `seconds` (raw stacks in bench/results/)."""
+        spy = shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
+        pids = self.worker_pids()
+        if not self.args.profile or spy is None or not pids:
+            return None
+        raw = RESULTS / f"profile-{name}-{self.stamp}.txt"
+        cmd = [spy, "record", "--nonblocking", "-r", "200", "-d", str(max(1, seconds)), "-f", "raw"]
+        cmd += ["-o", str(raw), "-p", str(pids[0])]
+        self.results["commands"][f"profile_{name}"] = " ".join(cmd)
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), raw
+
+    def _spy_done(self, proc: subprocess.Popen, raw: Path) -> dict[str, Any]:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out = summarise_profile(raw) if raw.exists() else {"not_run": "py-spy wrote nothing"}
+        out["raw"] = str(raw.relative_to(ROOT))
+        return out
+
     def _open_counters(self) -> None:
         import httpx
 
@@ -1150,6 +1314,7 @@ class Bench:
             self.scenario("hello", self.ref_hello)
             self.scenario("revocation", self.revocation)
             self.scenario("availability", self.availability)
+            self.scenario("availability_uncached", self.availability_uncached)
             self.scenario("booking_warmup", self.booking_warmup)
             self.scenario("surge_hot", self.surge_hot)
             self.scenario("sold_out", self.sold_out)
@@ -1468,6 +1633,70 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         p99 is not None and p99 < TARGETS["availability_p99_ms"],
         "availability",
     )
+    cpu = results.get("worker_cpu_ms_per_request", {})
+    hello_p99 = _get(s, "hello", "latency_ms", "p99")
+    row(
+        "  availability p99 vs hello's p99",
+        p99,
+        "ms",
+        hello_p99,
+        "hello p99",
+        f"≤ {TARGETS['availability_p99_vs_hello']} × hello p99",
+        p99 is not None and hello_p99 and p99 <= TARGETS["availability_p99_vs_hello"] * hello_p99,
+        "availability",
+    )
+    warm, hello_cpu = cpu.get("availability"), cpu.get("hello")
+    row(
+        "  worker CPU per request, warm",
+        warm,
+        "ms",
+        hello_cpu,
+        "hello",
+        f"≤ {TARGETS['availability_cpu_vs_hello']} × hello",
+        warm is not None and hello_cpu and warm <= TARGETS["availability_cpu_vs_hello"] * hello_cpu,
+        "availability",
+    )
+    cold = {n: _get(s, "availability_uncached", f"cancelled_{n}") or {} for n in (0, 10_000)}
+    for n, label in ((0, "cache off"), (10_000, "cache off, 10,000 cancelled on the month")):
+        ref = _get(cold, 0, "rps") if n else hello
+        row(
+            f"availability, 30 days, {label}",
+            _get(cold, n, "rps"),
+            "req/s",
+            ref,
+            "0 cancelled" if n else "hello",
+            scenario="availability_uncached",
+        )
+        row(
+            f"  p50 / p99, {label}",
+            f"{_get(cold, n, 'latency_ms', 'p50')} / {_get(cold, n, 'latency_ms', 'p99')}",
+            "ms",
+            scenario="availability_uncached",
+        )
+    v = _get(cold, 0, "worker_cpu_ms_per_request")
+    row(
+        "  worker CPU per request, cache off",
+        v,
+        "ms",
+        hello_cpu,
+        "hello",
+        f"≤ {TARGETS['availability_uncached_cpu_ms']} ms",
+        v is not None and v <= TARGETS["availability_uncached_cpu_ms"],
+        "availability_uncached",
+    )
+    flat = TARGETS["availability_flat_ratio"]
+    for key, what in (("worker_cpu_ms_per_request", "worker"), ("db_cpu_ms_per_request", "PostgreSQL")):
+        v, ref = _get(cold, 10_000, key), _get(cold, 0, key)
+        row(
+            f"  {what} CPU per request, cache off, 10,000 cancelled",
+            v,
+            "ms",
+            ref,
+            "0 cancelled",
+            f"≤ {flat} × 0 cancelled",
+            v is not None and ref and v <= flat * ref,
+            "availability_uncached",
+        )
     deep = f"kiosk_tickets_{KIOSK_DEEP_QUEUE}"
     for name, label in (("kiosk_tickets", "an empty queue"), (deep, f"{KIOSK_DEEP_QUEUE:,} waiting")):
         k = s.get(name) or {}
@@ -1598,7 +1827,6 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("sold_out", "sold-out refusal"),
         ("surge_hot", "hold or confirm, 20 hot slots"),
         ("surge_month", "hold or confirm, a centre's month"),
-        ("availability", "availability, 30 days"),
         ("kiosk_tickets", "kiosk ticket"),
         (f"kiosk_tickets_{KIOSK_DEEP_QUEUE}", f"kiosk ticket, {KIOSK_DEEP_QUEUE:,} waiting"),
         ("counters", "call-next or complete"),
@@ -1665,7 +1893,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="run only these scenarios (pgbench hello revocation availability "
+        help="run only these scenarios (pgbench hello revocation availability availability_uncached "
         "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on "
         "draw_entries draw_run waitlist_handover kiosk_tickets_5000)",
     )

@@ -164,7 +164,7 @@ def _rate_limited(error):
 @bp.route("/centres/<string:centre_id>/slots")
 @refusals(errors.OutsideHorizon)
 @limit_search()
-@bp.arguments(SlotQuerySchema, location="query")
+@bp.arguments(SlotQuerySchema(), location="query")  # one instance: not built again for every search
 @bp.response(
     200,
     AvailableSlotSchema(many=True),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
 from app.schemas import N_, BaseSchema, Integer, QuerySchema
 from booking.localtime import local_iso
 from booking.models import BOOKING_STATUSES, MAX_APPLICANTS, SUSPENSION_KINDS
+
+# Valid search query strings and what they load to, per process (at most LOADED_SEARCHES_MAX of them).
+LOADED_SEARCHES_MAX = 4096
+_loaded_searches: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 class SlotQuerySchema(QuerySchema):
@@ -19,6 +25,22 @@ class SlotQuerySchema(QuerySchema):
     def _range(self, data, **kwargs):
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
             raise ma.ValidationError(N_("`to` is before `from`."), "to")
+
+    def load(self, data, **kwargs):
+        """A query string seen before loads to what it loaded to then: the same month is searched by
+        thousands, and what a query string loads to depends on nothing else. Refusals are not kept."""
+        try:
+            key = tuple(data.items()) if not any(kwargs.values()) else None
+            loaded = _loaded_searches.get(key) if key is not None else None
+        except TypeError:  # a value that cannot be a key (a repeated parameter): load it as it comes
+            key = loaded = None
+        if loaded is None:
+            loaded = super().load(data, **kwargs)
+            if key is not None:
+                if len(_loaded_searches) >= LOADED_SEARCHES_MAX:
+                    _loaded_searches.clear()
+                _loaded_searches[key] = loaded
+        return dict(loaded)
 
 
 class AvailableSlotSchema(BaseSchema):

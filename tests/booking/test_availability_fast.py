@@ -165,3 +165,118 @@ def test_horizons_are_read_for_a_block_of_citizens_at_once(app, client, kit):
         body = search(client, offering, newcomer).get_json()
     assert [s["slot_id"] for s in body] == [near.id, far.id]
     assert len(statements) == 1
+
+
+def test_seats_left_count_only_the_bookings_that_still_hold_one(client, kit):
+    """A cancel past its delay and an expired hold are seats for sale (counted through the partial index of
+    bookings that hold a seat); a cancel whose seat was released long ago is nothing, however many."""
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=4, hours_ahead=24 * 5)
+    released, due, live, expired = kit.citizens(4)
+    for citizen in (released, due):
+        booking = kit.call(services.hold_slot, account_id=citizen, slot_id=slot.id)
+        kit.call(services.confirm_booking, account_id=citizen, reference=booking.reference)
+        kit.call(services.cancel_booking, account_id=citizen, reference=booking.reference)
+        if citizen == released:
+            clock.shift(dt.timedelta(minutes=31))
+            from booking.tasks import expire_holds
+
+            assert kit.call(expire_holds) == 1
+    kit.call(services.hold_slot, account_id=expired, slot_id=slot.id)
+    clock.shift(dt.timedelta(minutes=31))  # the second cancel's delay and the first hold are past
+    kit.call(services.hold_slot, account_id=live, slot_id=slot.id)
+    assert kit.slot_state(slot.id) == (3, 4)  # due, expired and live still hold theirs
+
+    (answered,) = search(client, offering).get_json()
+    assert answered["available"] == 4 - 3 + 2  # the due cancel and the expired hold count as free
+
+
+def test_the_due_seat_count_reads_the_partial_index(app, client, kit):
+    """The query names the index's predicate as the index has it, so PostgreSQL reads only bookings that
+    hold a seat (the other index would read every cancelled booking the slot ever had)."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    offering = kit.offering()
+    kit.slot(offering, capacity=1)
+    sent = []
+    with app.app_context():
+        engine = db.engine
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        assert search(client, offering).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    ((statement, parameters),) = sent
+    with app.app_context():
+        if engine.dialect.name != "postgresql":
+            index = db.session.execute(
+                db.text("SELECT sql FROM sqlite_master WHERE name = 'ix_bookings_slot_id_releasable'")
+            ).scalar()
+            assert "WHERE holds_seat AND status IN ('held', 'cancelled')" in index
+            return
+        definition = db.session.execute(
+            db.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_bookings_slot_id_releasable'")
+        ).scalar()
+        assert "WHERE (holds_seat AND ((status)::text = ANY" in definition
+        connection = db.session.connection()
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table is read whole otherwise
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
+        db.session.rollback()
+    assert "ix_bookings_slot_id_releasable" in plan
+    assert "ix_bookings_slot_id_status" not in plan
+
+
+def test_a_slot_whose_end_moves_is_answered_with_its_new_end(app, client, kit):
+    """What a process keeps of a slot (its local times, written once) follows a schedule change."""
+    offering = kit.offering()
+    slot = kit.slot(offering, capacity=2)
+    before = search(client, offering).get_json()[0]
+    with app.app_context():
+        from app.extensions import db
+
+        db.session.execute(
+            db.text('UPDATE slots SET "end" = :end WHERE id = :id'),
+            {"end": slot.end + dt.timedelta(minutes=10), "id": slot.id},
+        )
+        db.session.commit()
+    after = search(client, offering)
+    assert after.get_json()[0]["end"] != before["end"]
+    assert after.get_data() == _schema_bytes(app, offering)
+
+
+def test_a_search_answered_from_its_own_connection_leaves_the_session_alone(app, kit):
+    """The answer's search runs outside the request's session (autocommit on PostgreSQL): what the session
+    writes afterwards is still one transaction, rolled back as one."""
+    offering = kit.offering()
+    kit.slot(offering)
+    with app.test_request_context():
+        from app.extensions import db
+        from booking.models import Slot
+
+        body, _ = availability.available_slots_json(
+            centre_id=offering.centre_id, service_code=offering.service_code
+        )
+        assert json.loads(body)
+        db.session.execute(db.text("UPDATE slots SET capacity = capacity + 1"))
+        db.session.rollback()
+        assert {s.capacity for s in db.session.query(Slot)} == {5}
+
+
+def test_query_strings_load_alike_every_time_and_refusals_stay_refusals(client, kit):
+    offering = kit.offering()
+    kit.slot(offering, hours_ahead=24 * 3)
+    day = search(client, offering).get_json()[0]["start"][:10]  # the centre's local day
+    for _ in range(2):
+        assert len(search(client, offering, **{"from": day, "to": day}).get_json()) == 1
+        refused = search(client, offering, **{"from": day, "to": "2000-01-01"})
+        assert refused.status_code == 422
+        assert "to" in refused.get_json()["error"]["details"]["fields"]["query"]
+        assert search(client, offering, **{"from": "not-a-day"}).status_code == 422
+        assert search(client, offering, **{"frm": day}).status_code == 422  # unknown parameter
