@@ -262,8 +262,7 @@ def hold(args):
     """
     principal = require_principal("citizen")
     _require_app_check(principal.id)
-    draws.check_first_come(slot_id=args["slot_id"], account_id=principal.id)  # 409 in_draw
-    return services.hold_slot(
+    return services.hold_slot(  # 409 in_draw on a day a draw gives (after the sold-out gate)
         account_id=principal.id,
         slot_id=args["slot_id"],
         applicants=args.get("applicants"),

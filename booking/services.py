@@ -30,7 +30,7 @@ from app.database import commit_keeping_state
 from app.dialect import insert_ignoring, on_postgres
 from app.errors import AppError
 from app.extensions import db
-from booking import errors, seatgate
+from booking import draws, errors, seatgate
 from booking.abuse import (
     apply_cancel_cooldown,
     bind_device,
@@ -133,6 +133,9 @@ def hold_slot(
     gate = seatgate.check(slot_id)
     if gate == seatgate.CLOSED:
         raise slot_full(slot_id, seats=seats, available=0)
+    # After the gate: a slot seen full a moment ago is refused without reading the draws (a release day's
+    # refusals are most of its traffic); one that is not pays the draw check as before.
+    draws.check_first_come(slot_id=slot_id, account_id=account_id)  # 409 in_draw
     group, released, people = "", [], []
     try:
         slot, offering, service, centre = _bookable_slot(slot_id)
