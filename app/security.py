@@ -12,7 +12,7 @@ import jwt
 from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
 from flask_smorest.utils import deepupdate
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 
 from app import clock
 from app.accounts import revocation
@@ -109,12 +109,15 @@ def _verify_access_token(token: str) -> dict[str, Any]:
     return claims
 
 
-def find_kiosk_by_token(token: str) -> KioskDevice | None:
-    """The active kiosk a bearer token belongs to."""
-    kiosk = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == hash_token(token)))
-    if kiosk is None or kiosk.revoked_at is not None:
-        return None
-    return kiosk
+_KIOSK_BY_TOKEN = select(KioskDevice.id, KioskDevice.centre_id).where(
+    KioskDevice.token_hash == bindparam("token_hash"), KioskDevice.revoked_at.is_(None)
+)
+
+
+def find_kiosk_by_token(token: str) -> Row | None:
+    """The active kiosk a bearer token belongs to (`id`, `centre_id`): every request of a kiosk asks, so one
+    prebuilt read of two columns, no session object. A revoked kiosk is refused at its next request."""
+    return db.session.execute(_KIOSK_BY_TOKEN, {"token_hash": hash_token(token)}).first()
 
 
 def _principal_from_request() -> Principal | None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from app import clock
 from app.accounts.models import Account
@@ -398,17 +398,38 @@ def own_national_id(account_id: int) -> Any:
     return select(Account.national_id).where(Account.id == account_id).scalar_subquery()
 
 
+_SLOT_FACTS = (
+    select(Slot.offering_id, Slot.local_date, Service.group)
+    .join(Offering, Offering.id == Slot.offering_id)
+    .join(Service, Service.code == Offering.service_code)
+    .where(Slot.id == bindparam("slot"))
+)
+SLOT_FACTS_SECONDS = 60.0
+SLOT_FACTS_MAX = 20_000
+
+
+def _slot_facts(slot_id: int) -> Any:
+    """A slot's offering, local day and service group, remembered a minute per app and process: a slot
+    never changes offering or day, and a service's group hardly ever (a minute late at most)."""
+    memo = current_app.extensions.setdefault("booking.slot_facts", {})
+    now = time.monotonic()
+    hit = memo.get(slot_id)
+    if hit is not None and now - hit[0] < SLOT_FACTS_SECONDS:
+        return hit[1]
+    row = db.session.execute(_SLOT_FACTS, {"slot": slot_id}).first()
+    if row is not None:
+        if len(memo) >= SLOT_FACTS_MAX:
+            memo.clear()
+        memo[slot_id] = (now, row)
+    return row
+
+
 def check_first_come(*, slot_id: int, account_id: int) -> None:
     """Refuse a first-come hold on a day a draw gives (409 in_draw), or while the citizen's entry counts."""
     offerings, groups = _active_draws()
     if not offerings:
         return
-    row = db.session.execute(
-        select(Slot.offering_id, Slot.local_date, Service.group)
-        .join(Offering, Offering.id == Slot.offering_id)
-        .join(Service, Service.code == Offering.service_code)
-        .where(Slot.id == slot_id)
-    ).first()
+    row = _slot_facts(slot_id)
     if row is None:
         return  # the hold answers slot_not_found
     draw_id = entry_draw = None
