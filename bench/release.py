@@ -330,9 +330,10 @@ def draw_run(bench) -> dict[str, Any]:
 def waitlist_handover(bench) -> dict[str, Any]:
     from bench.run import CENTRE, one
 
-    citizens = _ensure_citizens(bench, RELEASE_ENTRANTS)
-    # Citizens with no passport business in this run: the last ones (entrants are the first 20,000).
-    pool = citizens[-(WAITLIST_CANCELS + WAITLIST_WAITING) :]
+    # Citizens with no passport business in this run: after the entrants (the first RELEASE_ENTRANTS, of
+    # whom the draw's winners hold a passport seat, which refuses them another hold).
+    citizens = _ensure_citizens(bench, RELEASE_ENTRANTS + WAITLIST_CANCELS + WAITLIST_WAITING)
+    pool = citizens[RELEASE_ENTRANTS : RELEASE_ENTRANTS + WAITLIST_CANCELS + WAITLIST_WAITING]
     holders, waiting = pool[:WAITLIST_CANCELS], pool[WAITLIST_CANCELS:]
 
     def setup() -> list[tuple[int, str]]:
