@@ -13,15 +13,29 @@ import logging
 import math
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import JSON, Integer, bindparam, cast, func, literal_column, null, select, union_all, update
+from sqlalchemy import (
+    JSON,
+    Date,
+    Integer,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.audit import record_audit
-from app.catalogue.models import Centre, Counter, Offering, Service
+from app.catalogue.models import Centre, Closure, Counter, Offering, Service
 from app.catalogue.services import centre_today, get_centre, is_open, opening_state
 from app.database import UTCDateTime, commit_keeping_state
 from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres, read_connection
@@ -120,6 +134,85 @@ def visit_services(centre_id: str, service_code: str | None, services: Sequence[
         except ServiceNotOffered:
             raise VisitServiceNotOffered(details={"service": code}) from None
     return offered
+
+
+class _ClosureDay(NamedTuple):
+    date: dt.date
+
+
+class _Desk(NamedTuple):
+    """What a walk-in ticket needs of its centre, read with its service in one statement: what `is_open`
+    reads (zone, weekly hours, the closures among the days it looks at) and what numbering reads."""
+
+    id: str
+    timezone: str
+    weekly_hours: dict[str, Any] | None
+    closures: list[_ClosureDay]
+
+
+class _Offered(NamedTuple):
+    code: str
+    ticket_prefix: str
+
+
+# A local day is within a day of the UTC one, so these UTC dates, relative to today's, hold every local day
+# `is_open` reads (today and yesterday, in the centre's zone) whatever the zone.
+_CLOSURE_DAYS = (-2, -1, 0, 1)
+
+
+@functools.cache
+def _walk_in_place_statement():
+    """The centre (active or not), whether each day of _CLOSURE_DAYS is a closure, and the service if the
+    centre offers it now: one row, or none for an unknown centre (built once)."""
+    centre, offering, service, closure = (m.__table__ for m in (Centre, Offering, Service, Closure))
+    offered = and_(
+        offering.c.centre_id == centre.c.id,
+        offering.c.service_code == bindparam("service_code"),
+        offering.c.active.is_(True),
+    )
+    closed = (
+        exists()
+        .where(closure.c.centre_id == centre.c.id, closure.c.date == bindparam(f"day_{i}", type_=Date()))
+        .label(f"closed_{i}")
+        for i in range(len(_CLOSURE_DAYS))
+    )
+    return (
+        select(
+            centre.c.id,
+            centre.c.timezone,
+            centre.c.weekly_hours,
+            centre.c.active,
+            service.c.code,
+            service.c.ticket_prefix,
+            *closed,
+        )
+        .select_from(
+            centre.outerjoin(offering, offered).outerjoin(
+                service, and_(service.c.code == offering.c.service_code, service.c.active.is_(True))
+            )
+        )
+        .where(centre.c.id == bindparam("centre_id"))
+    )
+
+
+def _walk_in_place(centre_id: str, service_code: str) -> tuple[_Desk, _Offered] | None:
+    """The centre and the service of a one-service walk-in ticket in one read, refusing as `get_centre`,
+    `require_open` and `offered_service` do, in that order; None when the centre is closed now (the caller
+    takes the long way, which says when it opens)."""
+    today = clock.now().date()
+    params = {"centre_id": centre_id, "service_code": service_code}
+    days = [today + dt.timedelta(days=offset) for offset in _CLOSURE_DAYS]
+    params.update({f"day_{i}": day for i, day in enumerate(days)})
+    row = db.session.execute(_walk_in_place_statement(), params).first()
+    if row is None or not row.active:
+        raise NotFound()
+    closures = [_ClosureDay(day) for i, day in enumerate(days) if row[6 + i]]
+    desk = _Desk(row.id, row.timezone, row.weekly_hours, closures)
+    if not is_open(desk):  # is_open reads only these attributes of a centre
+        return None
+    if row.code is None:
+        raise ServiceNotOffered(details={"service": service_code})
+    return desk, _Offered(row.code, row.ticket_prefix)
 
 
 def require_open(centre: Centre) -> None:
@@ -250,9 +343,14 @@ def issue_walk_in_ticket(
     services: Sequence[str] | None = None,
 ) -> TicketAnswer:
     """A walk-in ticket from a kiosk or a clerk, for one service or several in order."""
-    centre = get_centre(centre_id)
-    require_open(centre)
-    visit = visit_services(centre_id, service_code, services)
+    place = _walk_in_place(centre_id, service_code) if services is None and service_code else None
+    if place is not None:
+        centre, service = place
+        visit = [service]
+    else:
+        centre = get_centre(centre_id)
+        require_open(centre)
+        visit = visit_services(centre_id, service_code, services)
     ticket = _create_ticket(centre=centre, services=visit, source="walk_in", vulnerable=vulnerable)
     _commit_ticket_change(centre_id, waiting_delta={ticket.service_code: 1})
     return ticket
