@@ -23,10 +23,11 @@ def on_postgres() -> bool:
 
 
 @contextmanager
-def read_connection() -> Iterator[Any]:
-    """Where a one-statement read runs: the session's connection while it has a transaction (the read sees
-    what it wrote), else, on PostgreSQL, a pooled connection of its own in autocommit (a BEGIN and a
-    ROLLBACK around one statement are two round trips that change nothing; the session is left as it was)."""
+def statement_connection() -> Iterator[Any]:
+    """Where one statement that needs no transaction around it runs: the session's connection while it has
+    a transaction (the statement sees what it wrote, and is part of it), else, on PostgreSQL, a pooled
+    connection of its own in autocommit (a BEGIN and a COMMIT or ROLLBACK around one statement are two round
+    trips that change nothing; the session is left as it was)."""
     session = db.session()  # the request's Session itself (the scoped proxy lacks in_transaction)
     engine = session.get_bind()
     if is_postgres(engine) and not session.in_transaction():

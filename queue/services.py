@@ -38,7 +38,7 @@ from app.audit import record_audit
 from app.catalogue.models import Centre, Closure, Counter, Offering, Service
 from app.catalogue.services import centre_today, get_centre, is_open, opening_state
 from app.database import UTCDateTime, commit_keeping_state
-from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres, read_connection
+from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres, statement_connection
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.security import Principal, require_centre
@@ -687,7 +687,7 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
         return ticket
     tier, params = ahead_params(ticket)
     params["samples"] = current_app.config["QUEUE_SERVICE_TIME_SAMPLES"]
-    with read_connection() as connection:
+    with statement_connection() as connection:
         rows = connection.execute(_place_statement(tier), params).all()
     ahead = people = counters = 0
     catalogue, samples = None, []
@@ -939,15 +939,18 @@ def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
 
 
 @functools.cache
-def _complete_statement(any_centre: bool, postgres: bool):
+def _complete_statement(any_centre: bool, postgres: bool, bookless: bool = False):
     """Called or serving → done for a ticket at its last service, returning its answer (built once per kind
-    of caller and database)."""
+    of caller and database). `bookless`: only a ticket with no booking behind it (nothing else to complete,
+    so the statement is the whole change)."""
     now = bindparam("now", type_=UTCDateTime)
     statement = update(_TICKETS).where(
         _TICKETS.c.id == bindparam("ticket"),
         literal_in(_TICKETS.c.status, "called", "serving"),
         _TICKETS.c.services_left == literal_column("0"),
     )
+    if bookless:
+        statement = statement.where(_TICKETS.c.booking_id.is_(None), _TICKETS.c.service_bookings.is_(None))
     if not any_centre:
         statement = statement.where(_TICKETS.c.centre_id == bindparam("centre"))
     return statement.values(
@@ -995,9 +998,16 @@ def _booking_of(ticket: Ticket | TicketAnswer, service_code: str) -> int | None:
 def complete_ticket(*, ticket_id: int, principal: Principal) -> Ticket | TicketAnswer:
     """The current service is done (a called ticket counts as started now), and its booking with it. At the
     last service the ticket is done; before it, the ticket waits in the next service's stream."""
-    statement = _complete_statement(principal.role == "admin", on_postgres())
+    postgres, any_centre = on_postgres(), principal.role == "admin"
+    statement = _complete_statement(any_centre, postgres)
     now = clock.now()
     params = {"ticket": ticket_id, "centre": principal.centre_id, "now": now}
+    if postgres and not db.session().in_transaction():
+        # A ticket with no booking behind it is done by this one statement: no transaction around it.
+        with statement_connection() as connection:
+            row = connection.execute(_complete_statement(any_centre, postgres, bookless=True), params).first()
+        if row is not None:
+            return ticket_answer(row)  # (screens show no completion: nothing to publish)
     row = db.session.execute(statement, params).first()
     if row is None:
         # Unknown, elsewhere, not called or serving, or with services to come: say which (404, 403, 409) or
