@@ -6,6 +6,8 @@ advisory locks are PostgreSQL-only; the callers' logic is the same on both.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Select, text
@@ -18,6 +20,21 @@ from app.extensions import db
 def on_postgres() -> bool:
     """Whether the session's database is PostgreSQL."""
     return is_postgres(db.session.get_bind())
+
+
+@contextmanager
+def statement_connection() -> Iterator[Any]:
+    """Where one statement that needs no transaction around it runs: the session's connection while it has
+    a transaction (the statement sees what it wrote, and is part of it), else, on PostgreSQL, a pooled
+    connection of its own in autocommit (a BEGIN and a COMMIT or ROLLBACK around one statement are two round
+    trips that change nothing; the session is left as it was)."""
+    session = db.session()  # the request's Session itself (the scoped proxy lacks in_transaction)
+    engine = session.get_bind()
+    if is_postgres(engine) and not session.in_transaction():
+        with engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        yield session.connection()
 
 
 def dialect_insert(model: Any):

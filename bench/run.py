@@ -982,6 +982,8 @@ class Bench:
         before = int(
             one(f"SELECT count(*) FROM tickets WHERE centre_id = '{KIOSK_CENTRE}' AND status = 'waiting'")
         )
+        duration = max(2, self.size["duration"] // 2)
+        spy = self._spy(name.replace("_", "-"), duration - 1)
         try:
             r = self.wrk(
                 name,
@@ -989,7 +991,7 @@ class Bench:
                 f"/api/v1/centres/{KIOSK_CENTRE}/tickets",
                 connections=self.size["kiosk_clients"],
                 threads=2,
-                duration=max(2, self.size["duration"] // 2),
+                duration=duration,
                 BENCH_SERVICES=str(self.tmp / "kiosk_services.txt"),
                 BENCH_KIOSK_TOKEN=self.kiosk,
                 BENCH_CENTRE=KIOSK_CENTRE,
@@ -1006,6 +1008,7 @@ class Bench:
         finally:
             self.in_app(_clear_walk_ins, KIOSK_CENTRE)
         total, distinct = (int(x) for x in numbers.split("|"))
+        profile = self._spy_done(*spy) if spy is not None else None
         return {
             "centre": KIOSK_CENTRE,
             "clients": self.size["kiosk_clients"],
@@ -1016,6 +1019,7 @@ class Bench:
             "worker_cpu_ms_per_request": r["worker_cpu_ms_per_request"],
             "stats": r["stats"],
             "duplicate_numbers": total - distinct,
+            "profile": profile,
         }
 
     def counters_scenario(self) -> dict[str, Any]:
@@ -1026,6 +1030,7 @@ class Bench:
         )
         mark = one("SELECT clock_timestamp()")
         n = len(self.counters)
+        spy = self._spy("counters", self.size["duration"] - 1)
         r = self.wrk(
             "counters",
             "counters.lua",
@@ -1064,6 +1069,7 @@ class Bench:
             "in_flight_at_stop": len(in_flight),
             "answered_not_in_db": len(set(counted) - called_in_db),
             "queue_ran_dry": r["stats"].get("call_204", 0) > 0,
+            "profile": self._spy_done(*spy) if spy is not None else None,
         }
 
     def visit_counters(self) -> dict[str, Any]:
@@ -1897,7 +1903,11 @@ def main(argv: list[str] | None = None) -> int:
         "surge_hot sold_out surge_month profile kiosk_tickets counters display surge_limits_on "
         "draw_entries draw_run waitlist_handover kiosk_tickets_5000)",
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy a worker during a month surge")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy a worker during a month surge, and during the kiosk and counters scenarios",
+    )
     parser.add_argument("--no-limits", action="store_true", help="skip the rate-limits-on scenario")
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp dir (tokens, wrk scripts, gunicorn log)"

@@ -53,25 +53,6 @@ def open_sessions(*, centre_id: str, working: bool = False) -> list[CounterSessi
     return list(db.session.scalars(query))
 
 
-@functools.cache
-def _working_services_statement():
-    return (
-        select(CounterSession.services)
-        .join(Counter, Counter.id == CounterSession.counter_id)
-        .where(
-            Counter.centre_id == bindparam("centre_id"),
-            CounterSession.closed_at.is_(None),
-            CounterSession.paused_at.is_(None),
-        )
-    )
-
-
-def working_counter_services(*, centre_id: str) -> list[list[str] | None]:
-    """The services of each counter open and not paused at a centre (what a wait estimate counts on): one
-    column, no session objects."""
-    return list(db.session.scalars(_working_services_statement(), {"centre_id": centre_id}))
-
-
 def counter_payload(counter: Counter | None) -> dict[str, Any] | None:
     """A counter as answers and screens show it."""
     if counter is None:

@@ -409,6 +409,12 @@ def _ahead_statement(tier: int):
     costs more to key for SQLAlchemy's cache than to run). tests/ticketing/test_position.py holds it equal
     to the policy's order for random queues."""
     t = Ticket
+    return select(func.count(), func.coalesce(func.sum(t.party_size), 0)).where(*ahead_filter(tier))
+
+
+def _ranked_before(tier: int) -> ColumnElement[bool]:
+    """Waiting tickets ranked before a ticket of tier `tier` (see `_ahead_statement`)."""
+    t = Ticket
     starving_from, due_from = (
         bindparam("starving_from", type_=UTCDateTime()),
         bindparam("due_from", type_=UTCDateTime()),
@@ -445,18 +451,25 @@ def _ahead_statement(tier: int):
         for level, cond in ((TIER_URGENT, urgent), (TIER_STARVING, starving), (TIER_DUE_APPOINTMENT, due))
         if level < tier
     ]
-    return select(func.count(), func.coalesce(func.sum(t.party_size), 0)).where(
+    return or_(*earlier, in_tier)
+
+
+@functools.cache
+def ahead_filter(tier: int) -> tuple[ColumnElement[bool], ...]:
+    """The WHERE clause of `_ahead_statement` (tickets ranked before one of tier `tier`, parameters as
+    `ahead_params` binds them), for statements that count them beside other figures (built once per tier)."""
+    t = Ticket
+    return (
         t.centre_id == bindparam("centre_id"),
         t.service_code == bindparam("service_code"),
         t.status == "waiting",
         t.id != bindparam("ident"),
-        or_(*earlier, in_tier),
+        _ranked_before(tier),
     )
 
 
-def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
-    """How many waiting tickets of the ticket's current service are called before it, and how many people
-    they carry (a family's ticket counts each of them): one aggregate in the database, whatever the depth."""
+def ahead_params(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, dict[str, Any]]:
+    """The ticket's rank tier and the values `ahead_filter(tier)` binds."""
     now = now or clock.now()
     policy = call_policy()
     tier, first, second, ident = rank_key(
@@ -464,7 +477,7 @@ def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
         now=now,
         policy=policy,
     )
-    params = {
+    return tier, {
         "centre_id": ticket.centre_id,
         "service_code": ticket.service_code,
         "starving_from": now - policy.starvation_bound,
@@ -474,6 +487,12 @@ def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
         "ident": ident,
         "shifted": first + policy.vulnerable_bonus,
     }
+
+
+def ahead_of(ticket: Any, *, now: dt.datetime | None = None) -> tuple[int, int]:
+    """How many waiting tickets of the ticket's current service are called before it, and how many people
+    they carry (a family's ticket counts each of them): one aggregate in the database, whatever the depth."""
+    tier, params = ahead_params(ticket, now=now)
     tickets, people = db.session.execute(_ahead_statement(tier), params).one()
     return int(tickets), int(people)
 

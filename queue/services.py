@@ -13,18 +13,32 @@ import logging
 import math
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import bindparam, func, literal_column, select, union_all, update
+from sqlalchemy import (
+    JSON,
+    Date,
+    Integer,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.audit import record_audit
-from app.catalogue.models import Centre, Offering, Service
+from app.catalogue.models import Centre, Closure, Counter, Offering, Service
 from app.catalogue.services import centre_today, get_centre, is_open, opening_state
 from app.database import UTCDateTime, commit_keeping_state
-from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres
+from app.dialect import advisory_xact_lock, dialect_insert, for_update, on_postgres, statement_connection
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.security import Principal, require_centre
@@ -38,7 +52,6 @@ from .counters import (
     lock_open_counter,
     lock_session_of,
     open_sessions,
-    working_counter_services,
 )
 from .errors import (
     ActiveTicketExists,
@@ -54,13 +67,22 @@ from .models import (
     ACTIVE_STATUSES,
     MAX_VISIT_SERVICES,
     PRIORITY_BY_SOURCE,
+    CounterSession,
     Ticket,
     TicketSequence,
     TicketService,
     UrgentRequest,
     new_public_id,
 )
-from .ordering import QueueHead, WaitingTicket, ahead_of, claim_first, head_of_queue, literal_in
+from .ordering import (
+    QueueHead,
+    WaitingTicket,
+    ahead_filter,
+    ahead_params,
+    claim_first,
+    head_of_queue,
+    literal_in,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +136,85 @@ def visit_services(centre_id: str, service_code: str | None, services: Sequence[
     return offered
 
 
+class _ClosureDay(NamedTuple):
+    date: dt.date
+
+
+class _Desk(NamedTuple):
+    """What a walk-in ticket needs of its centre, read with its service in one statement: what `is_open`
+    reads (zone, weekly hours, the closures among the days it looks at) and what numbering reads."""
+
+    id: str
+    timezone: str
+    weekly_hours: dict[str, Any] | None
+    closures: list[_ClosureDay]
+
+
+class _Offered(NamedTuple):
+    code: str
+    ticket_prefix: str
+
+
+# A local day is within a day of the UTC one, so these UTC dates, relative to today's, hold every local day
+# `is_open` reads (today and yesterday, in the centre's zone) whatever the zone.
+_CLOSURE_DAYS = (-2, -1, 0, 1)
+
+
+@functools.cache
+def _walk_in_place_statement():
+    """The centre (active or not), whether each day of _CLOSURE_DAYS is a closure, and the service if the
+    centre offers it now: one row, or none for an unknown centre (built once)."""
+    centre, offering, service, closure = (m.__table__ for m in (Centre, Offering, Service, Closure))
+    offered = and_(
+        offering.c.centre_id == centre.c.id,
+        offering.c.service_code == bindparam("service_code"),
+        offering.c.active.is_(True),
+    )
+    closed = (
+        exists()
+        .where(closure.c.centre_id == centre.c.id, closure.c.date == bindparam(f"day_{i}", type_=Date()))
+        .label(f"closed_{i}")
+        for i in range(len(_CLOSURE_DAYS))
+    )
+    return (
+        select(
+            centre.c.id,
+            centre.c.timezone,
+            centre.c.weekly_hours,
+            centre.c.active,
+            service.c.code,
+            service.c.ticket_prefix,
+            *closed,
+        )
+        .select_from(
+            centre.outerjoin(offering, offered).outerjoin(
+                service, and_(service.c.code == offering.c.service_code, service.c.active.is_(True))
+            )
+        )
+        .where(centre.c.id == bindparam("centre_id"))
+    )
+
+
+def _walk_in_place(centre_id: str, service_code: str) -> tuple[_Desk, _Offered] | None:
+    """The centre and the service of a one-service walk-in ticket in one read, refusing as `get_centre`,
+    `require_open` and `offered_service` do, in that order; None when the centre is closed now (the caller
+    takes the long way, which says when it opens)."""
+    today = clock.now().date()
+    params = {"centre_id": centre_id, "service_code": service_code}
+    days = [today + dt.timedelta(days=offset) for offset in _CLOSURE_DAYS]
+    params.update({f"day_{i}": day for i, day in enumerate(days)})
+    row = db.session.execute(_walk_in_place_statement(), params).first()
+    if row is None or not row.active:
+        raise NotFound()
+    closures = [_ClosureDay(day) for i, day in enumerate(days) if row[6 + i]]
+    desk = _Desk(row.id, row.timezone, row.weekly_hours, closures)
+    if not is_open(desk):  # is_open reads only these attributes of a centre
+        return None
+    if row.code is None:
+        raise ServiceNotOffered(details={"service": service_code})
+    return desk, _Offered(row.code, row.ticket_prefix)
+
+
 def require_open(centre: Centre) -> None:
     """Tickets are issued only while the centre is open: else `centre_closed`, saying when it opens next."""
     if is_open(centre):
@@ -140,6 +241,26 @@ def allocate_ticket_seq(*, centre_id: str, service_code: str, local_date: dt.dat
     return db.session.execute(stmt).scalar_one()
 
 
+@functools.cache
+def _insert_ticket_statement():
+    """INSERT of a new ticket returning its id (built once; SQLAlchemy compiles it per set of columns)."""
+    return _TICKETS.insert().returning(_TICKETS.c.id)
+
+
+# What a new ticket's answer holds for the columns _create_ticket does not write.
+_UNWRITTEN = (
+    "called_at",
+    "started_at",
+    "ended_at",
+    "counter_id",
+    "served_by_id",
+    "transferred_from_id",
+    "rating",
+    "rating_comment",
+    "rated_at",
+)
+
+
 def _create_ticket(
     *,
     centre: Centre,
@@ -152,35 +273,40 @@ def _create_ticket(
     appointment_at: dt.datetime | None = None,
     party_size: int = 1,
     service_bookings: list[dict[str, Any] | None] | None = None,
-) -> Ticket:
-    """Number and add a waiting ticket in its first service's stream (no commit)."""
+) -> TicketAnswer:
+    """Number and add a waiting ticket in its first service's stream (no commit): one INSERT, answered from
+    the values written (no unit of work, nothing loaded again)."""
     local_date = centre_today(centre)
     service = services[0]
     seq = allocate_ticket_seq(centre_id=centre.id, service_code=service.code, local_date=local_date)
-    ticket = Ticket(
-        centre_id=centre.id,
-        service_code=service.code,
-        services=[s.code for s in services],
-        services_left=len(services) - 1,
-        service_bookings=service_bookings,
-        party_size=party_size,
-        number=f"{service.ticket_prefix}-{seq:03d}",
-        seq=seq,
-        local_date=local_date,
-        source=source,
-        priority=PRIORITY_BY_SOURCE[source],
-        vulnerable=vulnerable,
-        status="waiting",
-        issued_at=clock.now(),
-        appointment_at=appointment_at,
-        recall_count=0,
-        account_id=account_id,
-        booking_id=booking_id,
-        urgent_request_id=urgent_request_id,
+    values: dict[str, Any] = {
+        "public_id": new_public_id(),
+        "centre_id": centre.id,
+        "service_code": service.code,
+        "services": [s.code for s in services],
+        "services_left": len(services) - 1,
+        "service_bookings": service_bookings,
+        "party_size": party_size,
+        "number": f"{service.ticket_prefix}-{seq:03d}",
+        "seq": seq,
+        "local_date": local_date,
+        "source": source,
+        "priority": PRIORITY_BY_SOURCE[source],
+        "vulnerable": vulnerable,
+        "status": "waiting",
+        "issued_at": clock.now(),
+        "appointment_at": appointment_at,
+        "recall_count": 0,
+        "account_id": account_id,
+        "booking_id": booking_id,
+        "urgent_request_id": urgent_request_id,
+    }
+    # A ticket without bookings keeps SQL NULL there (JSON would write None as 'null').
+    written = {k: v for k, v in values.items() if v is not None or k != "service_bookings"}
+    ticket_id = db.session.execute(_insert_ticket_statement(), written).scalar_one()
+    return TicketAnswer(
+        id=ticket_id, **values, **dict.fromkeys(_UNWRITTEN), timezone=centre.timezone, counter=None
     )
-    db.session.add(ticket)
-    db.session.flush()
-    return ticket
 
 
 def _commit_ticket_change(
@@ -215,11 +341,16 @@ def issue_walk_in_ticket(
     service_code: str | None = None,
     vulnerable: bool = False,
     services: Sequence[str] | None = None,
-) -> Ticket:
+) -> TicketAnswer:
     """A walk-in ticket from a kiosk or a clerk, for one service or several in order."""
-    centre = get_centre(centre_id)
-    require_open(centre)
-    visit = visit_services(centre_id, service_code, services)
+    place = _walk_in_place(centre_id, service_code) if services is None and service_code else None
+    if place is not None:
+        centre, service = place
+        visit = [service]
+    else:
+        centre = get_centre(centre_id)
+        require_open(centre)
+        visit = visit_services(centre_id, service_code, services)
     ticket = _create_ticket(centre=centre, services=visit, source="walk_in", vulnerable=vulnerable)
     _commit_ticket_change(centre_id, waiting_delta={ticket.service_code: 1})
     return ticket
@@ -237,7 +368,7 @@ def is_vulnerable_citizen(*, account_id: int, on: dt.date) -> bool:
 
 def issue_remote_ticket(
     *, centre_id: str, service_code: str | None = None, account_id: int, services: Sequence[str] | None = None
-) -> Ticket:
+) -> TicketAnswer:
     """A ticket taken in the app, where the centre allows it; one active remote ticket per citizen."""
     centre = get_centre(centre_id)
     if not centre.remote_tickets_enabled:
@@ -256,7 +387,7 @@ def issue_remote_ticket(
     return ticket
 
 
-def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor: Principal) -> Ticket:
+def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor: Principal) -> TicketAnswer:
     """A supervisor's urgent ticket for a walk-in visitor, with the reason in the audit log."""
     centre = get_centre(centre_id)
     require_open(centre)
@@ -278,7 +409,7 @@ def issue_urgent_ticket(*, centre_id: str, service_code: str, reason: str, actor
 
 def check_in_booking(
     *, reference: str, centre_id: str | None, allow_late: bool, account_id: int | None = None
-) -> Ticket:
+) -> Ticket | TicketAnswer:
     """Check a booking in and give its visitor a ticket, in one transaction.
 
     An urgent booking becomes an `urgent` ticket; a late one (when allowed) a walk-in ticket; otherwise
@@ -478,14 +609,59 @@ def average_service_minutes(*, centre_id: str, service_code: str) -> float:
         "service_code": service_code,
         "samples": current_app.config["QUEUE_SERVICE_TIME_SAMPLES"],
     }
-    rows = db.session.execute(_service_time_statement(), params).all()
-    durations = [
-        (end - start).total_seconds() / 60 / max(1, party) for start, end, party in rows if end >= start
-    ]
-    if durations:
-        return max(0.5, sum(durations) / len(durations))
+    average = _mean_minutes(db.session.execute(_service_time_statement(), params).all())
+    if average is not None:
+        return average
     service = db.session.get(Service, service_code)
     return float(service.avg_service_minutes if service else 10)
+
+
+# The kinds of rows `_place_statement` answers.
+_AHEAD, _WORKING, _CATALOGUE, _SAMPLE = 0, 1, 2, 3
+
+
+@functools.cache
+def _place_statement(tier: int):
+    """A waiting ticket's place and what its wait is made of, in one round trip: one row counting the tickets
+    ranked before it and their people (`ordering.ahead_filter`), one per working counter with its services,
+    the catalogue's service time, and the service's latest times served (`_service_time_statement`).
+    Built once per rank tier."""
+    moment, no_moment, no_services = UTCDateTime(), cast(null(), UTCDateTime()), cast(null(), JSON())
+    zero = literal_column("0", Integer)
+
+    def kind(value: int):
+        return literal_column(str(value), Integer).label("kind")
+
+    times = _service_time_statement().subquery("times")
+    return union_all(
+        select(
+            kind(_AHEAD),
+            cast(null(), moment).label("started_at"),
+            cast(null(), moment).label("ended_at"),
+            func.count().label("n"),
+            func.coalesce(func.sum(Ticket.party_size), 0).label("people"),
+            no_services.label("services"),
+        ).where(*ahead_filter(tier)),
+        select(kind(_WORKING), no_moment, no_moment, zero, zero, CounterSession.services)
+        .join(Counter, Counter.id == CounterSession.counter_id)
+        .where(
+            Counter.centre_id == bindparam("centre_id"),
+            CounterSession.closed_at.is_(None),
+            CounterSession.paused_at.is_(None),
+        ),
+        select(kind(_CATALOGUE), no_moment, no_moment, Service.avg_service_minutes, zero, no_services).where(
+            Service.code == bindparam("service_code")
+        ),
+        select(kind(_SAMPLE), times.c.started_at, times.c.ended_at, times.c.party_size, zero, no_services),
+    )
+
+
+def _mean_minutes(samples: Sequence[tuple[dt.datetime, dt.datetime, int]]) -> float | None:
+    """Rolling mean per person of the times served (`samples`); None without any."""
+    durations = [
+        (end - start).total_seconds() / 60 / max(1, party) for start, end, party in samples if end >= start
+    ]
+    return max(0.5, sum(durations) / len(durations)) if durations else None
 
 
 def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
@@ -493,7 +669,8 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
 
     The wait is until the ticket's last service is called: the people ahead in the current service's
     stream, then this ticket's own time at each service before its last (it keeps its place in each
-    next stream, being requeued with its original issue time)."""
+    next stream, being requeued with its original issue time). A waiting ticket's figures are read in one
+    statement (`_place_statement`)."""
     ticket.position = None
     ticket.estimated_wait_minutes = None
     if ticket.status not in ACTIVE_STATUSES:
@@ -508,14 +685,25 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
         ticket.position = 0
         ticket.estimated_wait_minutes = math.ceil(own)
         return ticket
-    ahead, people = ahead_of(ticket)
-    # Paused counters call nobody, so they shorten no wait.
-    counters = sum(
-        1
-        for services in working_counter_services(centre_id=ticket.centre_id)
-        if ticket.service_code in (services or [])
-    )
-    average = average_service_minutes(centre_id=ticket.centre_id, service_code=ticket.service_code)
+    tier, params = ahead_params(ticket)
+    params["samples"] = current_app.config["QUEUE_SERVICE_TIME_SAMPLES"]
+    with statement_connection() as connection:
+        rows = connection.execute(_place_statement(tier), params).all()
+    ahead = people = counters = 0
+    catalogue, samples = None, []
+    for row_kind, started_at, ended_at, n, carried, counter_services in rows:
+        if row_kind == _AHEAD:
+            ahead, people = int(n), int(carried)
+        elif row_kind == _WORKING:
+            # Paused counters call nobody, so they shorten no wait.
+            counters += ticket.service_code in (counter_services or [])
+        elif row_kind == _CATALOGUE:
+            catalogue = n
+        else:
+            samples.append((started_at, ended_at, n))
+    average = _mean_minutes(samples)
+    if average is None:
+        average = float(catalogue if catalogue is not None else 10)
     ticket.position = ahead + 1
     ticket.estimated_wait_minutes = math.ceil(people * average / max(1, counters) + own)
     return ticket
@@ -751,15 +939,18 @@ def start_ticket(*, ticket_id: int, principal: Principal) -> Ticket:
 
 
 @functools.cache
-def _complete_statement(any_centre: bool, postgres: bool):
+def _complete_statement(any_centre: bool, postgres: bool, bookless: bool = False):
     """Called or serving → done for a ticket at its last service, returning its answer (built once per kind
-    of caller and database)."""
+    of caller and database). `bookless`: only a ticket with no booking behind it (nothing else to complete,
+    so the statement is the whole change)."""
     now = bindparam("now", type_=UTCDateTime)
     statement = update(_TICKETS).where(
         _TICKETS.c.id == bindparam("ticket"),
         literal_in(_TICKETS.c.status, "called", "serving"),
         _TICKETS.c.services_left == literal_column("0"),
     )
+    if bookless:
+        statement = statement.where(_TICKETS.c.booking_id.is_(None), _TICKETS.c.service_bookings.is_(None))
     if not any_centre:
         statement = statement.where(_TICKETS.c.centre_id == bindparam("centre"))
     return statement.values(
@@ -807,9 +998,16 @@ def _booking_of(ticket: Ticket | TicketAnswer, service_code: str) -> int | None:
 def complete_ticket(*, ticket_id: int, principal: Principal) -> Ticket | TicketAnswer:
     """The current service is done (a called ticket counts as started now), and its booking with it. At the
     last service the ticket is done; before it, the ticket waits in the next service's stream."""
-    statement = _complete_statement(principal.role == "admin", on_postgres())
+    postgres, any_centre = on_postgres(), principal.role == "admin"
+    statement = _complete_statement(any_centre, postgres)
     now = clock.now()
     params = {"ticket": ticket_id, "centre": principal.centre_id, "now": now}
+    if postgres and not db.session().in_transaction():
+        # A ticket with no booking behind it is done by this one statement: no transaction around it.
+        with statement_connection() as connection:
+            row = connection.execute(_complete_statement(any_centre, postgres, bookless=True), params).first()
+        if row is not None:
+            return ticket_answer(row)  # (screens show no completion: nothing to publish)
     row = db.session.execute(statement, params).first()
     if row is None:
         # Unknown, elsewhere, not called or serving, or with services to come: say which (404, 403, 409) or

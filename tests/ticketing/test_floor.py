@@ -115,6 +115,32 @@ def test_no_ticket_is_issued_while_the_centre_is_closed_whatever_the_source(kit,
     assert take(client, site).status_code == 201
 
 
+def test_a_closure_day_refuses_kiosk_tickets_in_the_centres_own_date(kit, make, client):
+    """A centre open around the clock closed for a day refuses tickets on that local day only, also when
+    the UTC date is still the day before; an unknown centre is 404, a service it does not offer 409."""
+    from app.catalogue.models import Closure
+
+    always = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    site = kit.site(weekly_hours=always)
+    kit.call(lambda: (db.session.add(Closure(centre_id=site.centre.id, date=DAY)), db.session.commit()))
+    at("23:59", DAY - dt.timedelta(days=1))
+    assert take(client, site).status_code == 201
+    at("01:30")  # 22:30 UTC the day before
+    r = take(client, site)
+    assert r.status_code == 409 and error(r)["code"] == "centre_closed"
+    assert error(r)["details"]["opens_at"] == "2030-05-02T00:00:00+03:00"
+    at("00:00", DAY + dt.timedelta(days=1))
+    assert take(client, site).status_code == 201
+    unknown = client.post(
+        f"{API}/centres/nowhere/tickets", json={"service": site.other.code}, headers=site.kiosk
+    )
+    assert unknown.status_code in (403, 404)
+    r = client.post(
+        f"{API}/centres/{site.centre.id}/tickets", json={"service": "no-such-service"}, headers=site.kiosk
+    )
+    assert r.status_code == 409 and error(r)["code"] == "service_not_offered"
+
+
 def test_close_of_day_expires_every_open_ticket_of_the_day(kit, make, client):
     site = kit.site(weekly_hours=WEEKDAYS_OPEN)
     at("14:40")
