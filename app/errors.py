@@ -13,6 +13,7 @@ import redis
 from flask import Flask, current_app, g, jsonify
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
@@ -52,13 +53,29 @@ class AppError(Exception):
 
     def render_message(self) -> str:
         """The message in the request's language (subclasses put the facts of `details` into it)."""
-        return str(self.message)
+        return translated(self.message)
 
 
 def _locale():
     from flask_babel import get_locale
 
     return get_locale() or "ar"
+
+
+# (locale, msgid) -> text: a refusal's fixed message looked up in the catalog once per process and
+# language (the catalogs never change while the app runs), not through Flask-Babel on every refusal.
+_FIXED_TEXTS: dict[tuple[str, str], str] = {}
+
+
+def translated(message: Any) -> str:
+    """`message` (a lazy gettext string or plain text) in the request's language."""
+    if isinstance(message, LazyString) and message._func is gettext and not message._kwargs:
+        key = (str(_locale()), message._args[0])
+        text = _FIXED_TEXTS.get(key)
+        if text is None:
+            text = _FIXED_TEXTS[key] = str(message)
+        return text
+    return str(message)
 
 
 def local_time_text(iso: str) -> str:

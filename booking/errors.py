@@ -13,6 +13,7 @@ from app.errors import (
     local_date_text,
     local_datetime_text,
     local_time_text,
+    translated,
 )
 
 
@@ -33,7 +34,7 @@ class SlotFull(Conflict):
     def render_message(self) -> str:
         available, wanted = self.details.get("available"), self.details.get("seats")
         if not available or not wanted or wanted <= 1:
-            return str(self.message)
+            return translated(self.message)
         return str(
             _l(
                 "This slot has only %(available)s places left for the %(seats)s people of your booking. "

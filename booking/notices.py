@@ -7,8 +7,11 @@ from typing import Any
 from booking.models import Booking
 
 
-def notify_booking(booking: Booking, kind: str, *, dedupe: str, **extra: Any) -> None:
-    """Queue a notification to the booking's citizen in the current transaction."""
+def notify_booking(
+    booking: Booking, kind: str, *, dedupe: str, language: str | None = None, **extra: Any
+) -> None:
+    """Queue a notification to the booking's citizen in the current transaction (in `language`, the
+    account's, when the caller has it in hand)."""
     from notifications.services import notify_citizen
 
     params: dict[str, Any] = {
@@ -18,4 +21,6 @@ def notify_booking(booking: Booking, kind: str, *, dedupe: str, **extra: Any) ->
         "service_code": booking.service_code,
         **extra,
     }
-    notify_citizen(account_id=booking.account_id, kind=kind, params=params, dedupe_key=dedupe)
+    notify_citizen(
+        account_id=booking.account_id, kind=kind, params=params, dedupe_key=dedupe, language=language
+    )

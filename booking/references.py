@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from app.dialect import insert_ignoring
 from app.errors import Conflict
@@ -51,6 +52,9 @@ def insert_booking(values: dict[str, Any], applicants: Sequence[Applicant] | Non
         stmt = insert_ignoring(
             Booking, index_elements=["reference"], reference=new_reference(), **values
         ).returning(Booking)
+        # The new booking's applicants are the rows written next: not read back (selectin) here; a
+        # caller that wants them reads them lazily, or sets them from the values in hand (a hold).
+        stmt = select(Booking).from_statement(stmt).options(lazyload(Booking.applicants))
         booking = db.session.scalars(stmt).first()
         if booking is not None:
             if applicants is None:

@@ -212,6 +212,10 @@ def _orphan_hold(claimed_at):
     return (BookingSchema().dump(booking), 201) if booking is not None else None
 
 
+# One instance each for the busiest writes: a schema class here is built again on every request.
+HOLD_SCHEMA, BOOKING_SCHEMA = HoldSchema(), BookingSchema()
+
+
 @bp.route("/bookings", methods=["POST"])
 @refusals(
     errors.NotADependent,
@@ -232,8 +236,8 @@ def _orphan_hold(claimed_at):
 @limit_holds()
 @_limit_holds_by_phone()
 @auth_required("citizen")
-@bp.arguments(HoldSchema)
-@bp.response(201, BookingSchema)
+@bp.arguments(HOLD_SCHEMA)
+@bp.response(201, BOOKING_SCHEMA)
 @bp.doc(
     parameters=[
         {
@@ -294,7 +298,7 @@ def get_booking(reference):
 @refusals(errors.HoldExpired, errors.InvalidBookingState, errors.AppCheckFailed, errors.AppCheckUnavailable)
 @limit_holds()
 @auth_required("citizen")
-@bp.response(200, BookingSchema)
+@bp.response(200, BOOKING_SCHEMA)
 def confirm(reference):
     """Confirm a hold (410 `hold_expired` once it ran out)."""
     principal = require_principal("citizen")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
+from app.accounts.models import Account
 from app.catalogue.models import Centre, Offering, Service
 from app.database import commit_keeping_state
 from app.dialect import insert_ignoring, on_postgres
@@ -176,7 +177,13 @@ def hold_slot(
         set_committed_value(booking, "slot", slot)
         set_committed_value(booking, "centre", centre)
         set_committed_value(booking, "applicants", applicant_rows(booking, people))
-        notify_booking(booking, "booking_held", dedupe=f"booking_held:{booking.id}", start=slot.start)
+        notify_booking(
+            booking,
+            "booking_held",
+            dedupe=f"booking_held:{booking.id}",
+            language=account.language,
+            start=slot.start,
+        )
         commit_keeping_state(db.session)
     except IntegrityError as exc:
         db.session.rollback()
@@ -251,7 +258,23 @@ def _live_at(now: dt.datetime):
 
 def confirm_booking(*, account_id: int, reference: str) -> Booking:
     """Confirm a live hold (410 hold_expired once it ran out); confirming twice is harmless."""
-    booking = get_booking(account_id=account_id, reference=reference)
+    # One read: the booking with its slot and centre, its service (in the session for the notification's
+    # text) and the account's language, so the notification below reads nothing more.
+    row = (
+        db.session.execute(
+            select(Booking, Service, Account.language)
+            .options(joinedload(Booking.slot), joinedload(Booking.centre), joinedload(Booking.applicants))
+            .join(Account, Account.id == Booking.account_id)
+            .outerjoin(Service, Service.code == Booking.service_code)
+            .where(Booking.reference == normalise_reference(reference), Booking.account_id == account_id)
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .first()
+    )
+    if row is None:
+        raise errors.BookingNotFound()
+    booking, _service, language = row
     if booking.status == "confirmed":
         return booking
     if booking.status == "expired":
@@ -272,7 +295,11 @@ def confirm_booking(*, account_id: int, reference: str) -> Booking:
     set_committed_value(booking, "status", "confirmed")
     set_committed_value(booking, "confirmed_at", now)
     notify_booking(
-        booking, "booking_confirmed", dedupe=f"booking_confirmed:{booking.id}", start=booking.slot.start
+        booking,
+        "booking_confirmed",
+        dedupe=f"booking_confirmed:{booking.id}",
+        language=language,
+        start=booking.slot.start,
     )
     commit_keeping_state(db.session)  # the row is what the UPDATE above wrote: answered without a reload
     return booking

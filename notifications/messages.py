@@ -157,12 +157,27 @@ def render(kind: str, params: Mapping[str, Any], language: str) -> RenderedText:
     if kind not in TEXTS:
         raise ValueError(f"unknown notification kind {kind!r}")
     language = language if language in LANGUAGES else "ar"
-    title_id, body_id = TEXTS[kind]
-    with force_locale(language):
-        values = _values(params, language)
-        title = gettext(title_id, **values)
-        body = gettext(body_id, **values)
-    return RenderedText(language=language, title=_tidy(title), body=_tidy(body))
+    title, body = _templates(kind, language)
+    values = _values(params, language)
+    return RenderedText(language=language, title=_tidy(title % values), body=_tidy(body % values))
+
+
+# (kind, language) -> the translated title and body, looked up once per process: the catalogs are
+# compiled files that never change while the app runs, and a locale switch per message costs more than
+# the rest of the rendering.
+_TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _templates(kind: str, language: str) -> tuple[str, str]:
+    key = (kind, language)
+    found = _TEMPLATES.get(key)
+    if found is None:
+        title_id, body_id = TEXTS[kind]
+        with force_locale(language):
+            # gettext without variables returns the template untouched (no %-formatting), as `render`
+            # then formats it with every placeholder, exactly what gettext(msgid, **values) does.
+            found = _TEMPLATES[key] = (gettext(title_id), gettext(body_id))
+    return found
 
 
 def routing_data(kind: str, params: Mapping[str, Any], data: Mapping[str, Any] | None) -> dict[str, str]:

@@ -26,14 +26,18 @@ def notify_citizen(
     params: Mapping[str, Any] | None = None,
     data: Mapping[str, str] | None = None,
     dedupe_key: str | None = None,
+    language: str | None = None,
 ) -> bool:
     """Add a notification in the caller's transaction (no commit); whether a row was added (False: the
-    dedupe_key was already used, and the repeat is ignored)."""
+    dedupe_key was already used, and the repeat is ignored). `language`: the account's, when the caller
+    has it in hand (the account is not read then)."""
     params = dict(params or {})
-    account = db.session.get(Account, account_id)
-    if account is None:
-        raise LookupError(f"no account {account_id}")
-    text = render(kind, params, account.language)
+    if language is None:
+        account = db.session.get(Account, account_id)
+        if account is None:
+            raise LookupError(f"no account {account_id}")
+        language = account.language
+    text = render(kind, params, language)
     values = {
         "account_id": account_id,
         "kind": kind,
