@@ -22,8 +22,8 @@ from app.extensions import db
 from booking import errors
 from booking.abuse import check_applicants, check_eligibility, get_citizen, record_refusal
 from booking.applicants import Applicant, resolve_applicants
-from booking.draws import check_group_quota, get_draw, own_national_id
-from booking.models import Booking, BookingApplicant, BookingSuspension
+from booking.draws import active_booking_in_group, check_group_quota, get_draw, own_national_id
+from booking.models import Booking, BookingSuspension
 from booking.release_models import UNDRAWN_STATUSES, Draw, DrawEntry
 
 ENTRIES_GATE_NAMESPACE = 7321
@@ -82,20 +82,9 @@ def _entrant_statement():
         )
         .exists()
     )
-    booked = (
-        select(Booking.id)
-        .join(BookingApplicant, BookingApplicant.booking_id == Booking.id)
-        .where(
-            BookingApplicant.national_id == Account.national_id,
-            BookingApplicant.service_group == group,
-            BookingApplicant.active.is_(True),
-            or_(
-                Booking.status == "confirmed",
-                and_(Booking.status == "held", Booking.hold_expires_at > bindparam("now")),
-            ),
-        )
-        .exists()
-    )
+    booked = active_booking_in_group(Account.national_id, group, now=bindparam("now")).exists()
+    # Not `live_entry_in_group`: it names `Draw`, which here is the draw being entered (the outer query's
+    # row, to which a subquery would correlate); the other draws need an alias of their own.
     other_draws = aliased(Draw)
     entered = (
         select(DrawEntry.id)

@@ -302,9 +302,11 @@ def live_entry_in_group(national_id: Any, group: str, *, other_than: int | None 
     return query.limit(1)
 
 
-def active_booking_in_group(national_id: Any, group: str):
-    """An active booking of the group naming this person (or these) as an applicant, whoever booked it."""
-    now = clock.now()
+def active_booking_in_group(national_id: Any, group: Any, *, now: Any = None):
+    """An active booking of the group naming this person (or these) as an applicant, whoever booked it.
+
+    `now` may be a bound parameter (a statement built once); default the clock's now."""
+    now = clock.now() if now is None else now
     return (
         select(Booking.reference)
         .join(BookingApplicant, BookingApplicant.booking_id == Booking.id)
