@@ -107,12 +107,12 @@ def _engine_options(settings: Settings) -> dict:
     if settings.database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # Per process: keep workers × (pool + overflow) under PostgreSQL's max_connections.
-    # Pre-ping replaces connections a restart killed, so the pool heals by itself when PostgreSQL is back;
-    # the connect timeout turns an unreachable host into a quick 503 instead of a hung worker.
+    # No pre-ping (a round trip per checkout): app/pool.py replaces, at checkout, the connections a restart
+    # closed, so the pool heals by itself when PostgreSQL is back; the connect timeout turns an unreachable
+    # host into a quick 503 instead of a hung worker.
     return {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
-        "pool_pre_ping": True,
         "pool_recycle": 1800,
         "pool_timeout": settings.db_pool_timeout,
         "connect_args": {"connect_timeout": settings.db_connect_timeout},
@@ -132,9 +132,12 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     from app.accounts.sms import build_sender
     from app.extensions import IdConverter, api, babel, db, id_converter_schema, limiter, migrate
     from app.http_headers import register_retry_after_only_on_refusals, register_security_headers
+    from app.pool import check_connections_at_checkout
     from app.redis_client import create_redis
 
     db.init_app(app)
+    with app.app_context():
+        check_connections_at_checkout(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
     babel.init_app(app, locale_selector=select_locale)
     redis_client = create_redis(settings)

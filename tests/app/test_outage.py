@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import text
 
@@ -61,7 +63,7 @@ def _with_application_name(url: str, name: str) -> str:
 def test_a_connection_lost_mid_request_is_503_and_the_pool_heals(make_app):
     """The server ends our connection between two statements of a request (as `restart -m immediate`
     does): that request is a 503 in the envelope, the teardown's rollback on the dead connection does not
-    escape as an HTML page, and the next request gets a fresh connection by pre-ping."""
+    escape as an HTML page, and the next request gets a fresh connection (the pool was invalidated)."""
     assert IS_POSTGRES
     app = make_app(DATABASE_URL=_with_application_name(DATABASE_URL, "sanad-outage-test"))
 
@@ -99,10 +101,52 @@ def test_every_pooled_connection_killed_the_next_requests_recover_by_themselves(
             text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :n"),
             {"n": name},
         ).scalar()
+        _wait_until_gone(conn, name)
     killer.dispose()
     assert killed >= 1
     for _ in range(3):
         assert client.get(f"{API}/services").status_code == 200
+
+
+def _wait_until_gone(conn, name: str) -> None:
+    """`pg_terminate_backend` only signals: wait (at most 5 s) until those backends have exited, as a
+    restarted server has before it takes connections again."""
+    others = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n AND pid <> pg_backend_pid()"
+    for _ in range(100):
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # else a transaction sees one frozen view
+        left = conn.execute(
+            text(others),
+            {"n": name},
+        ).scalar()
+        if not left:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{left} backends named {name} still running after 5 s")
+
+
+@pytest.mark.postgres_only
+def test_a_pooled_connection_the_server_closed_is_seen_at_checkout_without_a_statement(make_app):
+    """The checkout's check (app/pool.py) reads the socket: a live idle connection passes, one whose
+    backend was terminated is refused, so the pool hands out a fresh one instead."""
+    assert IS_POSTGRES
+    from sqlalchemy import create_engine
+
+    from app.pool import closed_by_server
+
+    name = "sanad-outage-checkout"
+    engine = create_engine(_with_application_name(DATABASE_URL, name))
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert closed_by_server(raw) is False
+            with engine.connect() as killer, killer.begin():
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+                conn.rollback()
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                _wait_until_gone(killer, name)
+            assert closed_by_server(raw) is True
+    finally:
+        engine.dispose()
 
 
 def test_an_outage_raised_after_the_view_is_a_503_too(app):
