@@ -365,25 +365,40 @@ def undrawn_draw_for(*, offering_id: int, local_date: dt.date) -> int | None:
 _ACTIVE_SECONDS = 1.0
 
 
-_active: dict[str, Any] = {"at": -_ACTIVE_SECONDS, "offerings": frozenset(), "groups": frozenset()}
+_active: dict[str, Any] = {
+    "at": -_ACTIVE_SECONDS,
+    "loaded": False,
+    "offerings": frozenset(),
+    "groups": frozenset(),
+}
+
+
+_ACTIVE_DRAWS = select(Draw.offering_id, Draw.service_group, Draw.status).where(
+    or_(Draw.status.in_(UNDRAWN_STATUSES), and_(Draw.status == "drawn", Draw.waitlist_open.is_(True)))
+)
 
 
 def _active_draws() -> tuple[frozenset[int], frozenset[str]]:
     """Offerings and service groups with a draw that keeps days off sale, remembered 1 s per process.
 
     So a hold pays nothing for draws when none is running (the common case), and one query when one is.
+    One request refreshes the memo when it runs out; the others (greenlets waiting on the same query)
+    keep the last answer meanwhile instead of all asking at once. Until a first answer, everyone asks.
     """
-    if time.monotonic() - _active["at"] >= current_app.config.get("ACTIVE_DRAWS_SECONDS", _ACTIVE_SECONDS):
-        rows = db.session.execute(
-            select(Draw.offering_id, Draw.service_group, Draw.status).where(
-                or_(
-                    Draw.status.in_(UNDRAWN_STATUSES),
-                    and_(Draw.status == "drawn", Draw.waitlist_open.is_(True)),
-                )
-            )
-        ).all()
+    now, before = time.monotonic(), _active["at"]
+    if not _active["loaded"] or now - before >= current_app.config.get(
+        "ACTIVE_DRAWS_SECONDS", _ACTIVE_SECONDS
+    ):
+        _active["at"] = now  # claimed: the others keep the last answer until this one is in
+        try:
+            rows = db.session.execute(_ACTIVE_DRAWS).all()
+        except BaseException:
+            _active["at"] = before  # the next request asks again
+            raise
         _active.update(
-            at=time.monotonic(),
+            # Forgotten meanwhile (a draw created here while this read ran): the next hold reads again.
+            at=now if _active["at"] == now else _active["at"],
+            loaded=True,
             offerings=frozenset(r.offering_id for r in rows),
             groups=frozenset(r.service_group for r in rows if r.status in UNDRAWN_STATUSES),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import zoneinfo
 
 import pytest
@@ -459,3 +460,52 @@ def test_entrants_still_waiting_when_the_days_pass_are_told_they_got_no_place(re
     assert _count(kit, Notification, kind="draw_lost") == 2
     assert kit.call(lambda: db.session.get(Draw, draw_id).waitlist_open) is False
     assert kit.call(end_past_waits) == 0  # once
+
+
+def _reread_draws_with_a_request_meanwhile():
+    """Re-read the running draws (the memo forgotten) while another request asks for them mid-read, as a
+    greenlet waiting on the database would: returns both answers and the reads of the draws table."""
+    from sqlalchemy import event
+
+    from booking import draws
+
+    reads, meanwhile = [], []
+
+    def during(conn, cursor, statement, *args):
+        if re.search(r"\bFROM draws\b", statement):
+            reads.append(statement)
+            if len(reads) == 1:
+                meanwhile.append(draws._active_draws())
+
+    draws.forget_active_draws()
+    event.listen(db.engine, "before_cursor_execute", during)
+    try:
+        answer = draws._active_draws()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", during)
+    return answer, meanwhile, reads
+
+
+def test_while_one_request_rereads_the_running_draws_the_others_keep_the_last_answer(release, kit):
+    """No thundering herd when the 1 s memo runs out: one read, the request meanwhile keeps the last
+    answer (a draw's offering stays off sale)."""
+    from booking import draws
+
+    release.create()
+    known = kit.call(draws._active_draws)
+    assert release.offering.id in known[0]
+    answer, meanwhile, reads = kit.call(_reread_draws_with_a_request_meanwhile)
+    assert len(reads) == 1
+    assert meanwhile == [known] and answer == known
+
+
+def test_before_a_first_answer_every_request_reads_the_draws(release, kit, monkeypatch):
+    """A process that never read the draws has no last answer to keep: an empty one would put a draw's
+    days on first-come sale, so the request meanwhile reads too, and sees the draw."""
+    from booking import draws
+
+    release.create()
+    monkeypatch.setitem(draws._active, "loaded", False)
+    answer, meanwhile, reads = kit.call(_reread_draws_with_a_request_meanwhile)
+    assert len(reads) == 2
+    assert release.offering.id in meanwhile[0][0] and release.offering.id in answer[0]
