@@ -441,28 +441,44 @@ def _slot_facts(slot_id: int) -> Any:
     return row
 
 
-def check_first_come(*, slot_id: int, account_id: int) -> None:
-    """Refuse a first-come hold on a day a draw gives (409 in_draw), or while the citizen's entry counts."""
+def first_come_check_needed(slot_id: int) -> bool:
+    """Whether a first-come hold of this slot must ask about draws: one keeps its offering's days off sale
+    or takes entries in its group (remembered: no query when no draw runs, the common case)."""
     offerings, groups = _active_draws()
     if not offerings:
-        return
+        return False
     row = _slot_facts(slot_id)
-    if row is None:
-        return  # the hold answers slot_not_found
-    draw_id = entry_draw = None
-    if row.offering_id in offerings or row.group in groups:
-        draw_id, entry_draw = db.session.execute(
-            select(
-                keeps_off_sale(row.offering_id, row.local_date).scalar_subquery(),
-                live_entry_in_group(own_national_id(account_id), row.group).scalar_subquery(),
-            )
-        ).one()
+    return row is not None and (row.offering_id in offerings or row.group in groups)
+
+
+def first_come_columns(offering_id: Any, local_date: Any, group: Any, account_id: Any) -> tuple[Any, Any]:
+    """SQL columns `draw_id` (a draw keeping the day off sale) and `entry_draw` (the citizen's live entry
+    in the group), to read with the slot; values, columns or bound parameters."""
+    return (
+        keeps_off_sale(offering_id, local_date).scalar_subquery().label("draw_id"),
+        live_entry_in_group(own_national_id(account_id), group).scalar_subquery().label("entry_draw"),
+    )
+
+
+def refuse_first_come(draw_id: int | None, entry_draw: int | None, group: str) -> None:
+    """409 in_draw on a day a draw gives; 409 active_booking_exists while the citizen's entry counts."""
     if draw_id is not None:
         raise errors.InDraw(details={"draw_id": draw_id})
     if entry_draw is not None:
         raise errors.ActiveBookingExists(
-            details={"reason": "draw_entry", "service_group": row.group, "draw_id": entry_draw}
+            details={"reason": "draw_entry", "service_group": group, "draw_id": entry_draw}
         )
+
+
+def check_first_come(*, slot_id: int, account_id: int) -> None:
+    """Refuse a first-come hold on a day a draw gives (409 in_draw), or while the citizen's entry counts."""
+    if not first_come_check_needed(slot_id):
+        return
+    row = _slot_facts(slot_id)
+    draw_id, entry_draw = db.session.execute(
+        select(*first_come_columns(row.offering_id, row.local_date, row.group, account_id))
+    ).one()
+    refuse_first_come(draw_id, entry_draw, row.group)
 
 
 # ------------------------------------------------------------------------------------- the result

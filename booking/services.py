@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -91,21 +91,43 @@ def list_bookings(*, account_id: int, status: str | None = None):
     return query
 
 
-def _bookable_slot(slot_id: int) -> tuple[Slot, Offering, Service, Centre]:
-    row = db.session.execute(
-        select(Slot, Offering, Service, Centre)
-        .join(Offering, Offering.id == Slot.offering_id)
-        .join(Service, Service.code == Offering.service_code)
-        .join(Centre, Centre.id == Offering.centre_id)
-        .where(
-            Slot.id == slot_id,
-            Slot.open.is_(True),
-            Offering.active.is_(True),
-            Service.active.is_(True),
-            Centre.active.is_(True),
-        )
-    ).first()
-    if row is None:
+_BOOKABLE = (
+    select(
+        Slot,
+        Offering,
+        Service,
+        Centre,
+        and_(
+            Slot.open.is_(True), Offering.active.is_(True), Service.active.is_(True), Centre.active.is_(True)
+        ).label("bookable"),
+    )
+    .join(Offering, Offering.id == Slot.offering_id)
+    .join(Service, Service.code == Offering.service_code)
+    .join(Centre, Centre.id == Offering.centre_id)
+    .where(Slot.id == bindparam("slot"))
+)
+# With the draw check of a first-come hold in the same read, when a draw runs in the slot's offering or group.
+_BOOKABLE_FIRST_COME = _BOOKABLE.add_columns(
+    *draws.first_come_columns(Slot.offering_id, Slot.local_date, Service.group, bindparam("account"))
+)
+
+
+def _bookable_slot(
+    slot_id: int, *, first_come_for: int | None = None
+) -> tuple[Slot, Offering, Service, Centre]:
+    """The slot with its offering, service and centre, all open (404 slot_not_found), in one read.
+
+    `first_come_for`: the account of a first-come hold; when a draw runs in the slot's offering or group,
+    the same read asks the draws, and a day a draw gives is refused 409 in_draw (an entry that counts,
+    active_booking_exists) before anything else, as before there were separate reads."""
+    check = first_come_for is not None and draws.first_come_check_needed(slot_id)
+    if check:
+        row = db.session.execute(_BOOKABLE_FIRST_COME, {"slot": slot_id, "account": first_come_for}).first()
+    else:
+        row = db.session.execute(_BOOKABLE, {"slot": slot_id}).first()
+    if row is not None and check:
+        draws.refuse_first_come(row.draw_id, row.entry_draw, row[2].group)
+    if row is None or not row.bookable:
         raise errors.SlotNotFound()
     return row[0], row[1], row[2], row[3]
 
@@ -135,12 +157,15 @@ def hold_slot(
     if gate == seatgate.CLOSED:
         raise slot_full(slot_id, seats=seats, available=0)
     # After the gate: a slot seen full a moment ago is refused without reading the draws (a release day's
-    # refusals are most of its traffic); one that is not pays the draw check as before.
-    draws.check_first_come(slot_id=slot_id, account_id=account_id)  # 409 in_draw
-    group, released, people = "", [], []
+    # refusals are most of its traffic). The draw check (409 in_draw) is in the slot's read; its refusals,
+    # like slot_not_found, are not abuse and are not recorded.
     try:
-        slot, offering, service, centre = _bookable_slot(slot_id)
-        group = service.group
+        slot, offering, service, centre = _bookable_slot(slot_id, first_come_for=account_id)
+    except AppError:
+        db.session.rollback()
+        raise
+    group, released, people = service.group, [], []
+    try:
         now = clock.now()
         _refuse_if_short(slot, seats, now)
         if gate == seatgate.PROBE:  # seats to be had again: every hold may ask the database

@@ -509,3 +509,24 @@ def test_before_a_first_answer_every_request_reads_the_draws(release, kit, monke
     answer, meanwhile, reads = kit.call(_reread_draws_with_a_request_meanwhile)
     assert len(reads) == 2
     assert release.offering.id in meanwhile[0][0] and release.offering.id in answer[0]
+
+
+def test_a_first_come_hold_beside_a_running_draw_asks_the_draws_in_the_slots_own_read(
+    release, kit, client, app, monkeypatch
+):
+    """A day outside the draw sells first come, and the hold's draw check (the day, the citizen's entry)
+    rides on the read of the slot: no statement of its own."""
+    from booking import draws
+    from tests.booking.queries import count_queries
+
+    monkeypatch.setitem(app.config, "ACTIVE_DRAWS_SECONDS", 3600)
+    release.create()
+    kit.call(draws._active_draws)  # the running draws remembered, as between two holds
+    outside = kit.call(_make_slot, release.offering.id, _at(_local_day(6), 9), 2, _local_day(6))
+    headers = kit.headers_for(kit.citizen_id())
+    with count_queries(app) as statements:
+        held = client.post("/api/v1/bookings", json={"slot_id": outside.id}, headers=headers)
+    assert held.status_code == 201, held.get_json()
+    about_draws = [s for s in statements if re.search(r"\bdraw(s|_entries)\b", s)]
+    assert len(about_draws) == 1
+    assert re.search(r"\bFROM slots\b", about_draws[0])
