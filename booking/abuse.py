@@ -11,20 +11,36 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.accounts.models import Account
 from app.catalogue.models import Service
+from app.database import UTCDateTime
 from app.errors import AppError, Conflict, NotFound
 from app.extensions import db
 from booking import errors
 from booking.applicants import (
     Applicant,
+    GroupHolder,
     active_in_group,
     check_dependents_eligibility,
     check_person_eligibility,
@@ -34,7 +50,7 @@ from booking.applicants import (
 )
 from booking.localtime import local_iso
 from booking.locks import lock_account, lock_device
-from booking.models import AbuseEvent, Booking, BookingSuspension, DeviceBinding, Slot
+from booking.models import AbuseEvent, Booking, BookingApplicant, BookingSuspension, DeviceBinding, Slot
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +218,13 @@ def active_suspensions(*, account_id: int, now: dt.datetime | None = None) -> li
     )
 
 
-def check_suspensions(account: Account, service: Service, now: dt.datetime, tz: str) -> None:
-    for suspension in active_suspensions(account_id=account.id, now=now):
+def check_suspensions(
+    account: Account, service: Service, now: dt.datetime, tz: str, suspensions: Sequence[Any] | None = None
+) -> None:
+    """The booker's suspensions in force (`suspensions`: as read by `read_standing`; default: read them)."""
+    if suspensions is None:
+        suspensions = active_suspensions(account_id=account.id, now=now)
+    for suspension in suspensions:
         if suspension.scope == "all" or (suspension.scope == "high_demand" and service.high_demand):
             raise Refusals.BookingSuspended(
                 details={
@@ -234,12 +255,14 @@ def check_applicants(
     now: dt.datetime,
     tz: str,
     today: dt.date,
+    suspensions: Sequence[Any] | None = None,
 ) -> None:
     """Who may be booked for: the booker's suspensions, then each applicant's eligibility and suspensions.
 
-    The booker's own eligibility counts only when they are one of the applicants.
+    The booker's own eligibility counts only when they are one of the applicants. `suspensions`: the
+    booker's, already read (`read_standing`).
     """
-    check_suspensions(account, service, now, tz)
+    check_suspensions(account, service, now, tz, suspensions)
     found = suspended_applicant(applicants=people, service=service, now=now)
     if found is not None:  # a suspension on a dependent's own account holds for their seat too
         national_id, suspension = found
@@ -297,27 +320,143 @@ def bind_device(account_id: int, device_id: str | None, now: dt.datetime) -> Non
     db.session.flush()
 
 
-def check_quotas(account_id: int, group: str, now: dt.datetime, people: Sequence[Applicant]) -> list[int]:
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a hold asks of the record under the account lock, read in one statement (`read_standing`):
+    the booker's suspensions in force (latest end first), the booker's live or lapsed regular bookings, and
+    the bookings of the group that name any applicant."""
+
+    suspensions: list[Any]
+    mine: list[Any]
+    holders: list[GroupHolder]
+
+
+def _standing_statement() -> Any:
+    """The three reads of a hold's checks as one UNION ALL, built once: a kind column, then the columns
+    each part needs (typed by the first part, so SQLite's datetimes and booleans come back as such)."""
+    text_null, int_null = cast(null(), String), cast(null(), Integer)
+    suspensions = select(
+        literal_column("'suspension'", String).label("row_kind"),
+        BookingSuspension.kind.label("a"),
+        BookingSuspension.scope.label("b"),
+        text_null.label("reference"),
+        int_null.label("slot_id"),
+        BookingSuspension.until.label("moment"),
+        cast(null(), Boolean).label("expired"),
+    ).where(
+        BookingSuspension.account_id == bindparam("account"),
+        BookingSuspension.lifted_at.is_(None),
+        BookingSuspension.until > bindparam("now"),
+    )
+    mine = select(
+        literal_column("'mine'", String),
+        Booking.status,
+        Booking.service_group,
+        Booking.reference,
+        Booking.slot_id,
+        Booking.hold_expires_at,
+        cast(null(), Boolean),
+    ).where(
+        Booking.account_id == bindparam("account"),
+        Booking.kind == "regular",
+        Booking.status.in_(("confirmed", "held")),
+    )
+    holders = (
+        select(
+            literal_column("'holder'", String),
+            BookingApplicant.national_id,
+            text_null,
+            Booking.reference,
+            Booking.slot_id,
+            cast(null(), UTCDateTime),
+            and_(Booking.status == "held", Booking.hold_expires_at <= bindparam("now")),
+        )
+        .join(Booking, Booking.id == BookingApplicant.booking_id)
+        .where(
+            BookingApplicant.national_id.in_(bindparam("people", expanding=True)),
+            BookingApplicant.service_group == bindparam("group"),
+            BookingApplicant.active.is_(True),
+        )
+    )
+    return union_all(suspensions, mine, holders)
+
+
+_STANDING = _standing_statement()
+
+
+def read_standing(*, account_id: int, group: str, now: dt.datetime, national_ids: Sequence[str]) -> Standing:
+    """The booker's suspensions, own bookings and the group's holders of these people, in one read (under
+    the account lock, so the account's own bookings are as its last command left them)."""
+    rows = db.session.execute(
+        _STANDING, {"account": account_id, "now": now, "group": group, "people": list(national_ids)}
+    ).all()
+    suspensions = sorted(
+        (_Suspension(r.a, r.b, r.moment) for r in rows if r.row_kind == "suspension"),
+        key=lambda s: s.until,
+        reverse=True,
+    )
+    mine = [_Mine(r.a, r.b, r.reference, r.slot_id, r.moment) for r in rows if r.row_kind == "mine"]
+    holders = sorted(
+        (GroupHolder(r.a, r.reference, r.slot_id, bool(r.expired)) for r in rows if r.row_kind == "holder"),
+        key=lambda h: h.national_id,
+    )
+    return Standing(suspensions, mine, holders)
+
+
+@dataclass(frozen=True, slots=True)
+class _Suspension:
+    kind: str
+    scope: str
+    until: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Mine:
+    status: str
+    service_group: str
+    reference: str
+    slot_id: int | None
+    hold_expires_at: dt.datetime | None
+
+
+def check_quotas(
+    account_id: int,
+    group: str,
+    now: dt.datetime,
+    people: Sequence[Applicant],
+    standing: Standing | None = None,
+) -> list[int]:
     """Counted under the account lock; the partial unique indexes back the per-group and hold limits.
 
     One active booking per group is per applicant, whoever booked it. Returns the slots of the expired
     holds in the way (the citizen's own, an applicant's), which the caller releases before holding: they
     never count against a new hold, and both limits are unique indexes on rows still marked held.
+    `standing`: the reads already made (`read_standing`); default: read them here.
     """
-    mine = db.session.execute(
-        select(
-            Booking.status, Booking.service_group, Booking.reference, Booking.slot_id, Booking.hold_expires_at
-        ).where(
-            Booking.account_id == account_id,
-            Booking.kind == "regular",
-            Booking.status.in_(("confirmed", "held")),
-        )
-    ).all()
+    if standing is not None:
+        mine: Sequence[Any] = standing.mine
+    else:
+        mine = db.session.execute(
+            select(
+                Booking.status,
+                Booking.service_group,
+                Booking.reference,
+                Booking.slot_id,
+                Booking.hold_expires_at,
+            ).where(
+                Booking.account_id == account_id,
+                Booking.kind == "regular",
+                Booking.status.in_(("confirmed", "held")),
+            )
+        ).all()
     rows = [r for r in mine if r.status == "confirmed" or r.hold_expires_at > now]
     holds = [r for r in rows if r.status == "held"]
     if len(holds) >= _cfg("MAX_HOLDS"):
         raise Refusals.HoldLimit(details={"reason": "hold_limit", "reference": holds[0].reference})
-    holders = active_in_group(national_ids=[p.national_id for p in people], group=group, now=now)
+    if standing is not None:
+        holders = standing.holders
+    else:
+        holders = active_in_group(national_ids=[p.national_id for p in people], group=group, now=now)
     live = [h for h in holders if not h.expired_hold]
     if live:
         raise Refusals.ActiveBookingExists(

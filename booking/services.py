@@ -39,6 +39,7 @@ from booking.abuse import (
     check_quotas,
     get_citizen,
     integrity_refusal,
+    read_standing,
     record_refusal,
     record_sanction_event,
 )
@@ -175,9 +176,20 @@ def hold_slot(
             slot.start, now=now, expatriate=account.is_expatriate, offering=offering, timezone=centre.timezone
         )
         people = resolve_applicants(account=account, national_ids=applicants, on=slot.local_date)
-        check_applicants(account, people, service, now=now, tz=centre.timezone, today=slot.local_date)
+        standing = read_standing(
+            account_id=account_id, group=group, now=now, national_ids=[p.national_id for p in people]
+        )
+        check_applicants(
+            account,
+            people,
+            service,
+            now=now,
+            tz=centre.timezone,
+            today=slot.local_date,
+            suspensions=standing.suspensions,
+        )
         bind_device(account_id, device_id, now)
-        released = check_quotas(account_id, group, now, people)
+        released = check_quotas(account_id, group, now, people, standing)
         _take_seats_for_hold(slot_id, seats, released, now)
         booking = insert_booking(
             {

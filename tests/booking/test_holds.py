@@ -224,3 +224,23 @@ def test_a_sold_out_refusal_writes_nothing(app, client, kit):
         event.remove(engine, "before_cursor_execute", count_writes)
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "slot_full"
     assert writes == []
+
+
+def test_a_hold_is_seven_statements_in_one_transaction(client, kit, app):
+    """The slot with its offering, service and centre; the account, locked; the citizen's suspensions,
+    bookings and the group's holders of the applicants (one read); the seat; the booking, its applicant
+    and its notification. Confirming it: the booking read, its UPDATE, the notification."""
+    from tests.booking.queries import count_queries
+
+    slot = kit.slot(kit.offering(), capacity=3)
+    assert _hold(client, kit.headers_for(kit.citizen_id()), slot.id).status_code == 201  # compiled once
+    headers = kit.headers_for(kit.citizen_id())
+    with count_queries(app) as statements:
+        held = _hold(client, headers, slot.id)
+    assert held.status_code == 201, held.get_json()
+    assert len(statements) == 7, statements
+    assert [s.split()[0] for s in statements[-4:]] == ["UPDATE", "INSERT", "INSERT", "INSERT"]
+    reference = held.get_json()["reference"]
+    with count_queries(app) as statements:
+        confirmed = client.post(f"/api/v1/bookings/{reference}/confirm", headers=headers)
+    assert confirmed.status_code == 200 and len(statements) == 3, statements
