@@ -17,8 +17,8 @@ from sqlalchemy import Row, bindparam, select
 from app import clock
 from app.accounts import revocation
 from app.accounts.models import KioskDevice
+from app.dialect import statement_connection
 from app.errors import Forbidden, Unauthorized
-from app.extensions import db
 from app.tokens import ALGORITHM, KIOSK_TOKEN_PREFIX, hash_token
 
 # A staff right is also a supervisor's; nothing else is implied.
@@ -116,8 +116,10 @@ _KIOSK_BY_TOKEN = select(KioskDevice.id, KioskDevice.centre_id).where(
 
 def find_kiosk_by_token(token: str) -> Row | None:
     """The active kiosk a bearer token belongs to (`id`, `centre_id`): every request of a kiosk asks, so one
-    prebuilt read of two columns, no session object. A revoked kiosk is refused at its next request."""
-    return db.session.execute(_KIOSK_BY_TOKEN, {"token_hash": hash_token(token)}).first()
+    prebuilt read of two columns, no session object, in autocommit on PostgreSQL (no BEGIN for it: a walk-in
+    ticket then needs none at all). A revoked kiosk is refused at its next request."""
+    with statement_connection() as connection:
+        return connection.execute(_KIOSK_BY_TOKEN, {"token_hash": hash_token(token)}).first()
 
 
 def _principal_from_request() -> Principal | None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     Date,
     Integer,
+    String,
     and_,
     bindparam,
     cast,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -203,7 +205,8 @@ def _walk_in_place(centre_id: str, service_code: str) -> tuple[_Desk, _Offered] 
     params = {"centre_id": centre_id, "service_code": service_code}
     days = [today + dt.timedelta(days=offset) for offset in _CLOSURE_DAYS]
     params.update({f"day_{i}": day for i, day in enumerate(days)})
-    row = db.session.execute(_walk_in_place_statement(), params).first()
+    with statement_connection() as connection:  # a read: no transaction of its own on PostgreSQL
+        row = connection.execute(_walk_in_place_statement(), params).first()
     if row is None or not row.active:
         raise NotFound()
     closures = [_ClosureDay(day) for i, day in enumerate(days) if row[6 + i]]
@@ -239,6 +242,68 @@ def allocate_ticket_seq(*, centre_id: str, service_code: str, local_date: dt.dat
         .returning(table.c.last_seq)
     )
     return db.session.execute(stmt).scalar_one()
+
+
+@functools.cache
+def _numbered_insert_statement(columns: tuple[str, ...]):
+    """PostgreSQL: the day's next number and the ticket in one statement (the sequence upserted in a CTE,
+    the ticket inserted from its row), returning the id, seq and number; built once per set of columns.
+
+    One statement is atomic by itself, so a walk-in ticket needs no transaction around it; inside one (a
+    check-in) it is part of it, as the two statements were."""
+    sequences = TicketSequence.__table__
+    next_seq = (
+        postgresql.insert(sequences)
+        .values(
+            centre_id=bindparam("seq_centre"),
+            service_code=bindparam("seq_service"),
+            local_date=bindparam("seq_day"),
+            last_seq=1,
+        )
+        .on_conflict_do_update(
+            index_elements=["centre_id", "service_code", "local_date"],
+            set_={"last_seq": sequences.c.last_seq + 1},
+        )
+        .returning(sequences.c.last_seq)
+        .cte("next_seq")
+    )
+    digits = cast(next_seq.c.last_seq, String)
+    number = (
+        bindparam("prefix", type_=String())
+        + "-"
+        + func.lpad(digits, func.greatest(3, func.length(digits)), "0")
+    )
+    rows = select(
+        *(bindparam(name, type_=_TICKETS.c[name].type) for name in columns), next_seq.c.last_seq, number
+    )
+    return (
+        _TICKETS.insert()
+        .from_select([*columns, "seq", "number"], rows)
+        .returning(_TICKETS.c.id, _TICKETS.c.seq, _TICKETS.c.number)
+    )
+
+
+def _insert_numbered_ticket(values: dict[str, Any], *, prefix: str) -> tuple[int, int, str]:
+    """Number and insert a ticket (`values` without seq and number): (id, seq, number)."""
+    if on_postgres():
+        params = {
+            **values,
+            "seq_centre": values["centre_id"],
+            "seq_service": values["service_code"],
+            "seq_day": values["local_date"],
+            "prefix": prefix,
+        }
+        with statement_connection() as connection:
+            row = connection.execute(_numbered_insert_statement(tuple(values)), params).one()
+        return row.id, row.seq, row.number
+    seq = allocate_ticket_seq(
+        centre_id=values["centre_id"], service_code=values["service_code"], local_date=values["local_date"]
+    )
+    number = f"{prefix}-{seq:03d}"
+    ticket_id = db.session.execute(
+        _insert_ticket_statement(), {**values, "seq": seq, "number": number}
+    ).scalar_one()
+    return ticket_id, seq, number
 
 
 @functools.cache
@@ -278,7 +343,6 @@ def _create_ticket(
     the values written (no unit of work, nothing loaded again)."""
     local_date = centre_today(centre)
     service = services[0]
-    seq = allocate_ticket_seq(centre_id=centre.id, service_code=service.code, local_date=local_date)
     values: dict[str, Any] = {
         "public_id": new_public_id(),
         "centre_id": centre.id,
@@ -287,8 +351,6 @@ def _create_ticket(
         "services_left": len(services) - 1,
         "service_bookings": service_bookings,
         "party_size": party_size,
-        "number": f"{service.ticket_prefix}-{seq:03d}",
-        "seq": seq,
         "local_date": local_date,
         "source": source,
         "priority": PRIORITY_BY_SOURCE[source],
@@ -303,9 +365,15 @@ def _create_ticket(
     }
     # A ticket without bookings keeps SQL NULL there (JSON would write None as 'null').
     written = {k: v for k, v in values.items() if v is not None or k != "service_bookings"}
-    ticket_id = db.session.execute(_insert_ticket_statement(), written).scalar_one()
+    ticket_id, seq, number = _insert_numbered_ticket(written, prefix=service.ticket_prefix)
     return TicketAnswer(
-        id=ticket_id, **values, **dict.fromkeys(_UNWRITTEN), timezone=centre.timezone, counter=None
+        id=ticket_id,
+        **values,
+        seq=seq,
+        number=number,
+        **dict.fromkeys(_UNWRITTEN),
+        timezone=centre.timezone,
+        counter=None,
     )
 
 

@@ -194,3 +194,52 @@ def test_public_snapshot_counts_waiting_per_service(kit, client):
     assert {s["code"]: s["waiting"] for s in snap["services"]} == {site.other.code: 2, site.passport.code: 1}
     assert snap["recent_calls"] == []
     assert client.get(f"{API}/centres/nowhere/queue").status_code == 404
+
+
+def test_numbers_past_999_keep_every_digit(kit, client):
+    """The number is written by the statement that allocates it (PostgreSQL): zero-padded to three digits,
+    never cut to them."""
+    from ticketing.models import TicketSequence
+
+    site = kit.site()
+    first = take(client, site).json
+    kit.call(
+        lambda: db.session.execute(db.update(TicketSequence).values(last_seq=998)) and db.session.commit()
+    )
+    assert first["number"] == "C-001"
+    assert [take(client, site).json["number"] for _ in range(2)] == ["C-999", "C-1000"]
+    assert kit.call(lambda: db.session.get(Ticket, take(client, site).json["ticket_id"]).number) == "C-1001"
+
+
+def test_a_kiosk_ticket_is_four_statements_and_no_transaction_on_postgresql(kit, client):
+    """The kiosk's token, the centre and service, the number with the ticket, the position: each one
+    statement, the write atomic by itself, so PostgreSQL runs them in autocommit (no BEGIN, no COMMIT).
+    SQLite numbers in a statement of its own, in the session's transaction, and reads the position in the
+    next one."""
+    from sqlalchemy import event
+
+    from tests.conftest import IS_POSTGRES
+
+    site = kit.site()
+    assert take(client, site).status_code == 201  # the statements compiled, the kiosk seen once
+    engine = kit.call(lambda: db.engine)
+    statements, transactions = [], []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE
+            statements.append(statement)
+
+    def began(conn) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            transactions.append("begin")
+
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "begin", began)
+    try:
+        second = take(client, site)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        event.remove(engine, "begin", began)
+    assert second.status_code == 201 and second.json["number"] == "C-002"
+    assert second.json["position"] == 2
+    assert (len(statements), len(transactions)) == ((4, 0) if IS_POSTGRES else (5, 2)), statements
