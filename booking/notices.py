@@ -7,6 +7,22 @@ from typing import Any
 from booking.models import Booking
 
 
+def booking_notice(
+    booking: Booking, kind: str, *, dedupe: str, language: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The row of a notification to the booking's citizen (in `language`, the account's, when the caller
+    has it in hand), for a statement that writes it with the booking's change."""
+    from notifications.services import notification_values
+
+    return notification_values(
+        account_id=booking.account_id,
+        kind=kind,
+        params=_params(booking, extra),
+        dedupe_key=dedupe,
+        language=language,
+    )
+
+
 def notify_booking(
     booking: Booking, kind: str, *, dedupe: str, language: str | None = None, **extra: Any
 ) -> None:
@@ -14,13 +30,20 @@ def notify_booking(
     account's, when the caller has it in hand)."""
     from notifications.services import notify_citizen
 
-    params: dict[str, Any] = {
+    notify_citizen(
+        account_id=booking.account_id,
+        kind=kind,
+        params=_params(booking, extra),
+        dedupe_key=dedupe,
+        language=language,
+    )
+
+
+def _params(booking: Booking, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
         "reference": booking.reference,
         "booking_id": booking.id,
         "centre_id": booking.centre_id,
         "service_code": booking.service_code,
         **extra,
     }
-    notify_citizen(
-        account_id=booking.account_id, kind=kind, params=params, dedupe_key=dedupe, language=language
-    )

@@ -13,6 +13,7 @@ sold-out gate (booking/seatgate.py) for a moment: holds on it are refused from R
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app import clock
 from app.accounts.models import Account
 from app.catalogue.models import Centre, Offering, Service
-from app.database import commit_keeping_state
+from app.database import UTCDateTime, commit_keeping_state
 from app.dialect import insert_ignoring, on_postgres
 from app.errors import AppError
 from app.extensions import db
@@ -54,9 +56,11 @@ from booking.horizon import check_booking_window
 from booking.localtime import local_iso
 from booking.locks import lock_account, lock_slots
 from booking.models import Booking, Slot, UrgentReserveUsage
-from booking.notices import notify_booking
+from booking.notices import booking_notice, notify_booking
 from booking.references import insert_booking, normalise_reference, unused_reference
 from booking.seats import free_due_seats, next_release, release_slot_seats, return_seat, slot_full, take_seat
+from notifications.models import Notification
+from notifications.services import insert_notification
 
 
 def _cfg(name: str) -> Any:
@@ -269,14 +273,18 @@ def _take_seats_for_hold(slot_id: int, seats: int, released: list[int], now: dt.
 
 
 def _apply_or_reread(statement: Any, *, account_id: int, reference: str, done: str) -> Booking | None:
-    """Run a booking's conditional UPDATE: None when it applied, else the booking as it is now.
-
-    When the UPDATE matched nothing the booking changed since it was read (or its hold ran out): the
-    command's transaction is rolled back and the booking read again. Already `done` is answered as it is;
-    a hold that ran out frees its seat now and answers 410 hold_expired; anything else is refused.
-    """
+    """Run a booking's conditional UPDATE: None when it applied, else the booking as it is now (`_reread`)."""
     if db.session.execute(statement.execution_options(synchronize_session=False)).rowcount == 1:
         return None
+    return _reread(account_id=account_id, reference=reference, done=done)
+
+
+def _reread(*, account_id: int, reference: str, done: str) -> Booking:
+    """After a booking's conditional UPDATE matched nothing: the booking changed since it was read (or its
+    hold ran out). The command's transaction is rolled back and the booking read again. Already `done` is
+    answered as it is; a hold that ran out frees its seat now and answers 410 hold_expired; anything else
+    is refused.
+    """
     db.session.rollback()
     current = get_booking(account_id=account_id, reference=reference)
     if current.status == done:
@@ -288,6 +296,65 @@ def _apply_or_reread(statement: Any, *, account_id: int, reference: str, done: s
     raise errors.InvalidBookingState(details={"status": current.status})
 
 
+_NOTIFICATION_COLUMNS = (
+    "account_id",
+    "kind",
+    "language",
+    "title",
+    "body",
+    "data",
+    "dedupe_key",
+    "created_at",
+)
+
+
+@functools.cache
+def _confirm_statement() -> Any:
+    """PostgreSQL: confirm a live hold and queue its notification in one statement (the UPDATE in a CTE,
+    the notification inserted from its row, so only when it applied), answering the ids confirmed."""
+    confirmed = (
+        update(Booking.__table__)
+        .where(
+            Booking.__table__.c.id == bindparam("booking_id"),
+            Booking.__table__.c.status == "held",
+            Booking.__table__.c.hold_expires_at > bindparam("now", type_=UTCDateTime()),
+        )
+        .values(status="confirmed", confirmed_at=bindparam("now", type_=UTCDateTime()))
+        .returning(Booking.__table__.c.id)
+        .cte("confirmed")
+    )
+    table = Notification.__table__
+    notice = select(*(bindparam(f"n_{c}", type_=table.c[c].type) for c in _NOTIFICATION_COLUMNS))
+    told = (
+        postgresql.insert(table)
+        .from_select(_NOTIFICATION_COLUMNS, notice.select_from(confirmed))
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .cte("told")
+    )
+    return select(confirmed.c.id).add_cte(told)
+
+
+def _confirm(booking: Booking, now: dt.datetime, notice: dict[str, Any]) -> bool:
+    """Confirm the hold if still live, with its notification; whether it applied. PostgreSQL: one statement,
+    atomic by itself (the caller's read ran in autocommit: no BEGIN, no COMMIT); SQLite: two."""
+    if on_postgres():
+        params = {
+            "booking_id": booking.id,
+            "now": now,
+            **{f"n_{k}": notice[k] for k in _NOTIFICATION_COLUMNS},
+        }
+        return db.session.execute(_confirm_statement(), params).first() is not None
+    applied = db.session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id, Booking.status == "held", Booking.hold_expires_at > now)
+        .values(status="confirmed", confirmed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if applied:
+        insert_notification(notice)
+    return bool(applied)
+
+
 def _live_at(now: dt.datetime):
     """SQL: the booking is confirmed, or held with its hold still running."""
     return or_(Booking.status == "confirmed", and_(Booking.status == "held", Booking.hold_expires_at > now))
@@ -296,7 +363,10 @@ def _live_at(now: dt.datetime):
 def confirm_booking(*, account_id: int, reference: str) -> Booking:
     """Confirm a live hold (410 hold_expired once it ran out); confirming twice is harmless."""
     # One read: the booking with its slot and centre, its service (in the session for the notification's
-    # text) and the account's language, so the notification below reads nothing more.
+    # text) and the account's language, so the notification below reads nothing more. On PostgreSQL in
+    # autocommit: the change is then one statement (`_confirm`), so no transaction is opened at all.
+    if on_postgres() and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = (
         db.session.execute(
             select(Booking, Service, Account.language)
@@ -319,25 +389,17 @@ def confirm_booking(*, account_id: int, reference: str) -> Booking:
     if booking.status != "held":
         raise errors.InvalidBookingState(details={"status": booking.status})
     now = clock.now()
-    current = _apply_or_reread(
-        update(Booking)
-        .where(Booking.id == booking.id, Booking.status == "held", Booking.hold_expires_at > now)
-        .values(status="confirmed", confirmed_at=now),
-        account_id=account_id,
-        reference=reference,
-        done="confirmed",
-    )
-    if current is not None:
-        return current
-    set_committed_value(booking, "status", "confirmed")
-    set_committed_value(booking, "confirmed_at", now)
-    notify_booking(
+    notice = booking_notice(
         booking,
         "booking_confirmed",
         dedupe=f"booking_confirmed:{booking.id}",
         language=language,
         start=booking.slot.start,
     )
+    if not _confirm(booking, now, notice):
+        return _reread(account_id=account_id, reference=reference, done="confirmed")
+    set_committed_value(booking, "status", "confirmed")
+    set_committed_value(booking, "confirmed_at", now)
     commit_keeping_state(db.session)  # the row is what the UPDATE above wrote: answered without a reload
     return booking
 

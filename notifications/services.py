@@ -31,6 +31,33 @@ def notify_citizen(
     """Add a notification in the caller's transaction (no commit); whether a row was added (False: the
     dedupe_key was already used, and the repeat is ignored). `language`: the account's, when the caller
     has it in hand (the account is not read then)."""
+    values = notification_values(
+        account_id=account_id, kind=kind, params=params, data=data, dedupe_key=dedupe_key, language=language
+    )
+    return insert_notification(values)
+
+
+def insert_notification(values: Mapping[str, Any]) -> bool:
+    """Write a notification row (`notification_values`) in the caller's transaction; False when its
+    dedupe_key was already used (the repeat is ignored)."""
+    if values.get("dedupe_key") is None:
+        db.session.execute(insert(Notification).values(**values))
+        return True
+    stmt = insert_ignoring(Notification, index_elements=["dedupe_key"], **values).returning(Notification.id)
+    return db.session.execute(stmt).scalar() is not None
+
+
+def notification_values(
+    *,
+    account_id: int,
+    kind: str,
+    params: Mapping[str, Any] | None = None,
+    data: Mapping[str, str] | None = None,
+    dedupe_key: str | None = None,
+    language: str | None = None,
+) -> dict[str, Any]:
+    """The row of a notification to a citizen, rendered in their language (read when not given), for a
+    caller that writes it in a statement of its own (`notify_citizen` writes it as it is)."""
     params = dict(params or {})
     if language is None:
         account = db.session.get(Account, account_id)
@@ -38,7 +65,7 @@ def notify_citizen(
             raise LookupError(f"no account {account_id}")
         language = account.language
     text = render(kind, params, language)
-    values = {
+    return {
         "account_id": account_id,
         "kind": kind,
         "language": text.language,
@@ -48,11 +75,6 @@ def notify_citizen(
         "dedupe_key": dedupe_key,
         "created_at": clock.now(),
     }
-    if dedupe_key is None:
-        db.session.execute(insert(Notification).values(**values))
-        return True
-    stmt = insert_ignoring(Notification, index_elements=["dedupe_key"], **values).returning(Notification.id)
-    return db.session.execute(stmt).scalar() is not None
 
 
 def notify_citizens(*, kind: str, items: list[tuple[int, Mapping[str, Any], str]]) -> int:
