@@ -23,6 +23,22 @@ def booking_notice(
     )
 
 
+def new_booking_notice(
+    values: dict[str, Any], reference: str, kind: str, *, language: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The row of a notification about a booking not written yet (`values`, its columns): without the
+    booking's id in its routing data, nor a dedupe key (the statement that writes both adds them)."""
+    from notifications.services import notification_values
+
+    params = {
+        "reference": reference,
+        "centre_id": values["centre_id"],
+        "service_code": values["service_code"],
+        **extra,
+    }
+    return notification_values(account_id=values["account_id"], kind=kind, params=params, language=language)
+
+
 def notify_booking(
     booking: Booking, kind: str, *, dedupe: str, language: str | None = None, **extra: Any
 ) -> None:

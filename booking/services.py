@@ -56,8 +56,13 @@ from booking.horizon import check_booking_window
 from booking.localtime import local_iso
 from booking.locks import lock_account, lock_slots
 from booking.models import Booking, Slot, UrgentReserveUsage
-from booking.notices import booking_notice, notify_booking
-from booking.references import insert_booking, normalise_reference, unused_reference
+from booking.notices import booking_notice, new_booking_notice, notify_booking
+from booking.references import (
+    insert_booking,
+    insert_booking_with_notice,
+    normalise_reference,
+    unused_reference,
+)
 from booking.seats import free_due_seats, next_release, release_slot_seats, return_seat, slot_full, take_seat
 from notifications.models import Notification
 from notifications.services import insert_notification
@@ -195,36 +200,44 @@ def hold_slot(
         bind_device(account_id, device_id, now)
         released = check_quotas(account_id, group, now, people, standing)
         _take_seats_for_hold(slot_id, seats, released, now)
-        booking = insert_booking(
-            {
-                "account_id": account_id,
-                "slot_id": slot_id,
-                "offering_id": offering.id,
-                "centre_id": centre.id,
-                "service_code": service.code,
-                "service_group": service.group,
-                "kind": "regular",
-                "status": "held",
-                "holds_seat": True,
-                "seats": seats,
-                "hold_expires_at": now + dt.timedelta(seconds=_cfg("HOLD_SECONDS")),
-                "device_id": (device_id or None) and device_id[:128],
-                "created_at": now,
-            },
-            people,
-        )
+        values = {
+            "account_id": account_id,
+            "slot_id": slot_id,
+            "offering_id": offering.id,
+            "centre_id": centre.id,
+            "service_code": service.code,
+            "service_group": service.group,
+            "kind": "regular",
+            "status": "held",
+            "holds_seat": True,
+            "seats": seats,
+            "hold_expires_at": now + dt.timedelta(seconds=_cfg("HOLD_SECONDS")),
+            "device_id": (device_id or None) and device_id[:128],
+            "created_at": now,
+        }
+        if on_postgres():  # the booking, its people and its notification in one statement
+            booking = insert_booking_with_notice(
+                values,
+                people,
+                notice=lambda reference: new_booking_notice(
+                    values, reference, "booking_held", language=account.language, start=slot.start
+                ),
+                dedupe_prefix="booking_held:",
+            )
+        else:
+            booking = insert_booking(values, people)
+            notify_booking(
+                booking,
+                "booking_held",
+                dedupe=f"booking_held:{booking.id}",
+                language=account.language,
+                start=slot.start,
+            )
         # The answer is built from the rows in hand: linked without history (nothing to flush), kept
         # unexpired through the commit, so serialising it needs no reload.
         set_committed_value(booking, "slot", slot)
         set_committed_value(booking, "centre", centre)
         set_committed_value(booking, "applicants", applicant_rows(booking, people))
-        notify_booking(
-            booking,
-            "booking_held",
-            dedupe=f"booking_held:{booking.id}",
-            language=account.language,
-            start=slot.start,
-        )
         commit_keeping_state(db.session)
     except IntegrityError as exc:
         db.session.rollback()
