@@ -16,6 +16,7 @@ from app.errors import Conflict
 from app.extensions import db
 from booking.applicants import Applicant, add_applicants, add_bookers_as_applicants
 from booking.models import Booking, BookingApplicant
+from notifications.services import NOTIFICATION_COLUMNS
 
 # Unambiguous for reading aloud and typing: no 0/O, 1/I/L.
 REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -69,7 +70,6 @@ def insert_booking(values: dict[str, Any], applicants: Sequence[Applicant] | Non
 
 _APPLICANT_ARRAYS = ("position", "national_id", "full_name_ar", "full_name_en", "date_of_birth")
 _APPLICANT_TYPES = (Integer, String, String, String, Date)
-_NOTICE_COLUMNS = ("account_id", "kind", "language", "title", "body", "data", "dedupe_key", "created_at")
 
 
 @functools.cache
@@ -113,7 +113,7 @@ def _booking_with_people_and_notice(columns: tuple[str, ...]) -> Any:
         func.jsonb_build_object("booking_id", booking_id)
     )
     notice = postgresql.insert(notifications).from_select(
-        _NOTICE_COLUMNS,
+        NOTIFICATION_COLUMNS,
         select(
             bindparam("n_account_id", type_=Integer),
             bindparam("n_kind", type_=String),
@@ -157,7 +157,7 @@ def insert_booking_with_notice(
         params = {
             **{f"b_{name}": value for name, value in row.items()},
             **arrays,
-            **{f"n_{name}": told[name] for name in _NOTICE_COLUMNS if name != "dedupe_key"},
+            **{f"n_{name}": told[name] for name in NOTIFICATION_COLUMNS if name != "dedupe_key"},
             "n_dedupe_prefix": dedupe_prefix,
         }
         stmt = (

@@ -65,7 +65,7 @@ from booking.references import (
 )
 from booking.seats import free_due_seats, next_release, release_slot_seats, return_seat, slot_full, take_seat
 from notifications.models import Notification
-from notifications.services import insert_notification
+from notifications.services import NOTIFICATION_COLUMNS, insert_notification
 
 
 def _cfg(name: str) -> Any:
@@ -309,18 +309,6 @@ def _reread(*, account_id: int, reference: str, done: str) -> Booking:
     raise errors.InvalidBookingState(details={"status": current.status})
 
 
-_NOTIFICATION_COLUMNS = (
-    "account_id",
-    "kind",
-    "language",
-    "title",
-    "body",
-    "data",
-    "dedupe_key",
-    "created_at",
-)
-
-
 @functools.cache
 def _confirm_statement() -> Any:
     """PostgreSQL: confirm a live hold and queue its notification in one statement (the UPDATE in a CTE,
@@ -337,10 +325,10 @@ def _confirm_statement() -> Any:
         .cte("confirmed")
     )
     table = Notification.__table__
-    notice = select(*(bindparam(f"n_{c}", type_=table.c[c].type) for c in _NOTIFICATION_COLUMNS))
+    notice = select(*(bindparam(f"n_{c}", type_=table.c[c].type) for c in NOTIFICATION_COLUMNS))
     told = (
         postgresql.insert(table)
-        .from_select(_NOTIFICATION_COLUMNS, notice.select_from(confirmed))
+        .from_select(NOTIFICATION_COLUMNS, notice.select_from(confirmed))
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .cte("told")
     )
@@ -354,7 +342,7 @@ def _confirm(booking: Booking, now: dt.datetime, notice: dict[str, Any]) -> bool
         params = {
             "booking_id": booking.id,
             "now": now,
-            **{f"n_{k}": notice[k] for k in _NOTIFICATION_COLUMNS},
+            **{f"n_{k}": notice[k] for k in NOTIFICATION_COLUMNS},
         }
         return db.session.execute(_confirm_statement(), params).first() is not None
     applied = db.session.execute(

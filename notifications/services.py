@@ -47,6 +47,10 @@ def insert_notification(values: Mapping[str, Any]) -> bool:
     return db.session.execute(stmt).scalar() is not None
 
 
+# The columns of a notification's row, as `notification_values` gives them.
+NOTIFICATION_COLUMNS = ("account_id", "kind", "language", "title", "body", "data", "dedupe_key", "created_at")
+
+
 def notification_values(
     *,
     account_id: int,
