@@ -16,6 +16,7 @@ from app.errors import Conflict
 from app.extensions import db
 from booking.applicants import Applicant, add_applicants, add_bookers_as_applicants
 from booking.models import Booking, BookingApplicant
+from notifications.models import Notification
 from notifications.services import NOTIFICATION_COLUMNS
 
 # Unambiguous for reading aloud and typing: no 0/O, 1/I/L.
@@ -80,8 +81,6 @@ def _booking_with_people_and_notice(columns: tuple[str, ...]) -> Any:
     all); its applicants from arrays (`unnest`, one shape for any number of people); the notification
     from its row, with the booking's id added to its dedupe key and routing data. Answers the booking's
     row. Built once per set of booking columns."""
-    from notifications.models import Notification
-
     bookings = Booking.__table__
     new = (
         postgresql.insert(bookings)
