@@ -709,6 +709,7 @@ class Bench:
         # The seats are "gone" without bookings behind them: only refusals can follow.
         time.sleep(1.2)
         before = self._db_writes()
+        spy = self._spy("sold-out", self.size["duration"] - 1)
         # As many connections as the hello reference, so the ratio compares like with like; the hot
         # surge (256 clients, ~97 % refusals) shows the same path at the surge's concurrency.
         r = self.wrk(
@@ -727,7 +728,9 @@ class Bench:
         answers = sum(v for k, v in r["stats"].items() if k.startswith("hold_") and k != "hold_sent")
         delta = {k: after[k] - before[k] for k in before}
         psql(f"UPDATE slots SET booked = 0 WHERE id IN ({','.join(map(str, self.hot_slots))})")
+        profile = {"profile": self._spy_done(*spy)} if spy else {}
         return {
+            **profile,
             "clients": self.size["hello_clients"],
             "answers_per_s": round(answers / r["seconds"], 1),
             "latency_ms": r["latency_ms"],
@@ -1906,7 +1909,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy a worker during a month surge, and during the kiosk and counters scenarios",
+        help="py-spy a worker during a month surge, the sold-out refusals and the kiosk and counters scenarios",
     )
     parser.add_argument("--no-limits", action="store_true", help="skip the rate-limits-on scenario")
     parser.add_argument(
