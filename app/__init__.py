@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from flask import Flask, redirect, request, send_from_directory
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_config
@@ -163,6 +164,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     )
     for module_name in MODELS:
         importlib.import_module(module_name)
+    # Relationships resolved now, once per process, instead of inside some worker's first query (SQLAlchemy
+    # configures mappers lazily, on first use: a few hundred milliseconds of CPU in a request).
+    configure_mappers()
     for dotted in DOMAIN_INIT:
         module_name, _, func = dotted.partition(":")
         getattr(importlib.import_module(module_name), func)(app)
