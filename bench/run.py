@@ -1909,7 +1909,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy a worker during a month surge, the sold-out refusals and the kiosk and counters scenarios",
+        help="py-spy a worker during a month surge, the sold-out refusals, the kiosk and the counters",
     )
     parser.add_argument("--no-limits", action="store_true", help="skip the rate-limits-on scenario")
     parser.add_argument(

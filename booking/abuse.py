@@ -194,7 +194,11 @@ class Refusals:
 
 def get_citizen(account_id: int, *, lock: bool = False) -> Account:
     """The citizen; with `lock`, loaded under the account row lock (one statement, see `lock_account`)."""
-    account = db.session.get(Account, account_id, with_for_update=lock or None)
+    return check_citizen(db.session.get(Account, account_id, with_for_update=lock or None))
+
+
+def check_citizen(account: Account | None) -> Account:
+    """A verified citizen's account, as read (404 for anyone else, 403 account_not_verified)."""
     if account is None or account.role != "citizen":
         raise NotFound()
     if not account.is_verified:
@@ -235,14 +239,23 @@ def check_suspensions(
             )
 
 
-def check_eligibility(*, account: Account, service: Service, today: dt.date) -> None:
-    """Passport renewal only near or past expiry; a first passport only without a valid one."""
+# `record` of `check_eligibility` when the caller has not read the registry.
+NOT_READ: Any = object()
+
+
+def check_eligibility(*, account: Account, service: Service, today: dt.date, record: Any = NOT_READ) -> None:
+    """Passport renewal only near or past expiry; a first passport only without a valid one.
+
+    `record`: the citizen's registry record (None: not in the registry) when already read; else it is
+    looked up."""
     if service.eligibility == "none":
         return
-    from app.registry.services import lookup_person
+    if record is NOT_READ:
+        from app.registry.services import lookup_person
 
+        record = lookup_person(account.national_id)
     try:
-        check_person_eligibility(record=lookup_person(account.national_id), service=service, today=today)
+        check_person_eligibility(record=record, service=service, today=today)
     except errors.NotEligible as refusal:
         raise Refusals.NotEligible(details=refusal.details) from None
 
@@ -256,11 +269,12 @@ def check_applicants(
     tz: str,
     today: dt.date,
     suspensions: Sequence[Any] | None = None,
+    booker_record: Any = NOT_READ,
 ) -> None:
     """Who may be booked for: the booker's suspensions, then each applicant's eligibility and suspensions.
 
     The booker's own eligibility counts only when they are one of the applicants. `suspensions`: the
-    booker's, already read (`read_standing`).
+    booker's, already read (`read_standing`); `booker_record`: their registry record, already read.
     """
     check_suspensions(account, service, now, tz, suspensions)
     found = suspended_applicant(applicants=people, service=service, now=now)
@@ -275,7 +289,7 @@ def check_applicants(
             }
         )
     if any(p.is_booker for p in people):
-        check_eligibility(account=account, service=service, today=today)
+        check_eligibility(account=account, service=service, today=today, record=booker_record)
     try:
         check_dependents_eligibility(applicants=people, service=service, today=today)
     except errors.NotEligible as refusal:

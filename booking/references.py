@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Date, Integer, String, bindparam, cast, func, insert, select, true
+from sqlalchemy import JSON, Date, Integer, String, bindparam, cast, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import lazyload
 
@@ -15,7 +15,7 @@ from app.dialect import insert_ignoring
 from app.errors import Conflict
 from app.extensions import db
 from booking.applicants import Applicant, add_applicants, add_bookers_as_applicants
-from booking.models import Booking, BookingApplicant
+from booking.models import Booking, BookingApplicant, Slot
 from notifications.models import Notification
 from notifications.services import NOTIFICATION_COLUMNS
 
@@ -74,21 +74,40 @@ _APPLICANT_TYPES = (Integer, String, String, String, Date)
 
 
 @functools.cache
-def _booking_with_people_and_notice(columns: tuple[str, ...]) -> Any:
+def _booking_with_people_and_notice(columns: tuple[str, ...], taking_seats: bool = False) -> Any:
     """PostgreSQL: INSERT a booking, its applicant rows and its citizen's notification in one statement.
 
     The booking in a CTE (`ON CONFLICT (reference) DO NOTHING`, so a reference collision inserts nothing at
     all); its applicants from arrays (`unnest`, one shape for any number of people); the notification
     from its row, with the booking's id added to its dedupe key and routing data. Answers the booking's
-    row. Built once per set of booking columns."""
+    row. Built once per set of booking columns.
+
+    `taking_seats`: the slot's seats are taken first, in the same statement, by the conditional seat
+    UPDATE of `booking.seats.take_seat` (`s_slot`, `s_seats`), and the booking is inserted only from its
+    row. It answers no row when the seats were not there (nothing written), and one row whose booking
+    columns are all NULL when the seats were taken but the reference collided."""
     bookings = Booking.__table__
-    new = (
-        postgresql.insert(bookings)
-        .values({name: bindparam(f"b_{name}", type_=bookings.c[name].type) for name in columns})
-        .on_conflict_do_nothing(index_elements=["reference"])
-        .returning(*bookings.c)
-        .cte("new_booking")
-    )
+    new = postgresql.insert(bookings)
+    values = {name: bindparam(f"b_{name}", type_=bookings.c[name].type) for name in columns}
+    seat = None
+    if taking_seats:
+        slots = Slot.__table__
+        wanted = bindparam("s_seats", type_=Integer)
+        seat = (
+            update(slots)
+            .where(
+                slots.c.id == bindparam("s_slot", type_=Integer),
+                slots.c.open.is_(True),
+                slots.c.booked + wanted <= slots.c.capacity,
+            )
+            .values(booked=slots.c.booked + wanted)
+            .returning(slots.c.id)
+            .cte("seat")
+        )
+        new = new.from_select(list(values), select(*values.values()).select_from(seat))
+    else:
+        new = new.values(values)
+    new = new.on_conflict_do_nothing(index_elements=["reference"]).returning(*bookings.c).cte("new_booking")
     people = (
         func.unnest(
             *(
@@ -125,11 +144,14 @@ def _booking_with_people_and_notice(columns: tuple[str, ...]) -> Any:
         ).select_from(new),
     )
     notice = notice.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return (
-        select(*(new.c[c.key] for c in bookings.c))
-        .add_cte(applicants.cte("people_rows"))
-        .add_cte(notice.cte("notice"))
-    )
+    answer = select(*(new.c[c.key] for c in bookings.c))
+    if seat is not None:  # a row per seat UPDATE that applied, with the booking if it was inserted
+        answer = answer.select_from(seat).outerjoin(new, true())
+    return answer.add_cte(applicants.cte("people_rows")).add_cte(notice.cte("notice"))
+
+
+class SlotShort(Exception):
+    """`insert_booking_with_notice(take_seats=...)` found the slot without those seats (nothing written)."""
 
 
 def insert_booking_with_notice(
@@ -138,10 +160,14 @@ def insert_booking_with_notice(
     *,
     notice: Callable[[str], dict[str, Any]],
     dedupe_prefix: str,
+    take_seats: int = 0,
 ) -> Booking:
     """PostgreSQL: as `insert_booking` with these applicants, and the notification in the same statement
     (one round trip instead of three). `notice(reference)`: the notification's row without the booking's
-    id (`notification_values`); the id is added to its routing data and after `dedupe_prefix`."""
+    id (`notification_values`); the id is added to its routing data and after `dedupe_prefix`.
+
+    `take_seats`: also take that many seats of the booking's slot first, in the same statement (as
+    `take_seat` would); raises `SlotShort` when the slot has not got them, having written nothing."""
     arrays = {
         "a_position": list(range(1, len(applicants) + 1)),
         "a_national_id": [p.national_id for p in applicants],
@@ -159,12 +185,18 @@ def insert_booking_with_notice(
             **{f"n_{name}": told[name] for name in NOTIFICATION_COLUMNS if name != "dedupe_key"},
             "n_dedupe_prefix": dedupe_prefix,
         }
+        if take_seats:
+            params.update(s_slot=values["slot_id"], s_seats=take_seats)
         stmt = (
             select(Booking)
-            .from_statement(_booking_with_people_and_notice(tuple(row)))
+            .from_statement(_booking_with_people_and_notice(tuple(row), bool(take_seats)))
             .options(lazyload(Booking.applicants))
         )
-        booking = db.session.scalars(stmt, params).first()
-        if booking is not None:
-            return booking
+        found = db.session.scalars(stmt, params).all()
+        if take_seats:
+            if not found:
+                raise SlotShort()
+            take_seats = 0  # taken: a collided reference is drawn again without taking them twice
+        if found and found[0] is not None:
+            return found[0]
     raise Conflict()  # practically unreachable: 31^6 ≈ 887 million references

@@ -33,11 +33,15 @@ from app.database import UTCDateTime, commit_keeping_state
 from app.dialect import insert_ignoring, on_postgres
 from app.errors import AppError
 from app.extensions import db
+from app.registry.models import RegistryPerson
+from app.registry.services import DatabaseRegistry, get_registry, registry_record
 from booking import draws, errors, seatgate
 from booking.abuse import (
+    NOT_READ,
     apply_cancel_cooldown,
     bind_device,
     check_applicants,
+    check_citizen,
     check_quotas,
     get_citizen,
     integrity_refusal,
@@ -58,6 +62,7 @@ from booking.locks import lock_account, lock_slots
 from booking.models import Booking, Slot, UrgentReserveUsage
 from booking.notices import booking_notice, new_booking_notice, notify_booking
 from booking.references import (
+    SlotShort,
     insert_booking,
     insert_booking_with_notice,
     normalise_reference,
@@ -116,30 +121,59 @@ _BOOKABLE = (
     .join(Centre, Centre.id == Offering.centre_id)
     .where(Slot.id == bindparam("slot"))
 )
-# With the draw check of a first-come hold in the same read, when a draw runs in the slot's offering or group.
-_BOOKABLE_FIRST_COME = _BOOKABLE.add_columns(
-    *draws.first_come_columns(Slot.offering_id, Slot.local_date, Service.group, bindparam("account"))
-)
 
 
-def _bookable_slot(
-    slot_id: int, *, first_come_for: int | None = None
-) -> tuple[Slot, Offering, Service, Centre]:
-    """The slot with its offering, service and centre, all open (404 slot_not_found), in one read.
+@functools.cache
+def _bookable_for(first_come: bool, registry: bool) -> Any:
+    """`_BOOKABLE` with the holding citizen's account, under its row lock (`FOR UPDATE OF accounts`, the
+    first lock of a hold), and, when the registry is the local table, their registry record when the
+    service has an eligibility rule (handed to the check, which would otherwise ask for it). With the
+    draw check of a first-come hold, when a draw runs in the slot's offering or group.
 
-    `first_come_for`: the account of a first-come hold; when a draw runs in the slot's offering or group,
-    the same read asks the draws, and a day a draw gives is refused 409 in_draw (an entry that counts,
-    active_booking_exists) before anything else, as before there were separate reads."""
-    check = first_come_for is not None and draws.first_come_check_needed(slot_id)
-    if check:
-        row = db.session.execute(_BOOKABLE_FIRST_COME, {"slot": slot_id, "account": first_come_for}).first()
-    else:
-        row = db.session.execute(_BOOKABLE, {"slot": slot_id}).first()
+    The slot itself is not locked (a read), so the lock order stays account → slot. Whatever the hold then
+    reads about the citizen's own bookings is a later statement, with a snapshot taken after this lock."""
+    statement = _BOOKABLE.add_columns(Account).join(Account, Account.id == bindparam("account"))
+    if registry:
+        statement = statement.add_columns(RegistryPerson).outerjoin(
+            RegistryPerson,
+            and_(RegistryPerson.national_id == Account.national_id, Service.eligibility != "none"),
+        )
+    if first_come:
+        statement = statement.add_columns(
+            *draws.first_come_columns(Slot.offering_id, Slot.local_date, Service.group, bindparam("account"))
+        )
+    return statement.with_for_update(of=Account.__table__)
+
+
+def _bookable_slot(slot_id: int) -> tuple[Slot, Offering, Service, Centre]:
+    """The slot with its offering, service and centre, all open (404 slot_not_found), in one read."""
+    row = db.session.execute(_BOOKABLE, {"slot": slot_id}).first()
+    if row is None or not row.bookable:
+        raise errors.SlotNotFound()
+    return row[0], row[1], row[2], row[3]
+
+
+def _bookable_slot_locking(slot_id: int, account_id: int) -> tuple[Slot, Offering, Service, Centre, Any, Any]:
+    """For a first-come hold: the slot as `_bookable_slot`, the citizen's account, locked, and their
+    registry record for the service's eligibility rule (None: not in the registry; `NOT_READ` when the
+    registry is not the local table or the service has no rule), in one read (`_bookable_for`). The
+    caller checks the account with `check_citizen`.
+
+    When a draw runs in the slot's offering or group, the same read asks the draws, and a day a draw gives
+    is refused 409 in_draw (an entry that counts, active_booking_exists) before anything else."""
+    check = draws.first_come_check_needed(slot_id)
+    local_registry = isinstance(get_registry(), DatabaseRegistry)
+    row = db.session.execute(
+        _bookable_for(check, local_registry), {"slot": slot_id, "account": account_id}
+    ).first()
     if row is not None and check:
         draws.refuse_first_come(row.draw_id, row.entry_draw, row[2].group)
     if row is None or not row.bookable:
         raise errors.SlotNotFound()
-    return row[0], row[1], row[2], row[3]
+    record = NOT_READ
+    if local_registry and row.Service.eligibility != "none":
+        record = registry_record(row.RegistryPerson) if row.RegistryPerson is not None else None
+    return row[0], row[1], row[2], row[3], row.Account, record
 
 
 # ----------------------------------------------------------------------- hold → confirm → cancel
@@ -170,7 +204,7 @@ def hold_slot(
     # refusals are most of its traffic). The draw check (409 in_draw) is in the slot's read; its refusals,
     # like slot_not_found, are not abuse and are not recorded.
     try:
-        slot, offering, service, centre = _bookable_slot(slot_id, first_come_for=account_id)
+        slot, offering, service, centre, account, record = _bookable_slot_locking(slot_id, account_id)
     except AppError:
         db.session.rollback()
         raise
@@ -180,7 +214,7 @@ def hold_slot(
         _refuse_if_short(slot, seats, now)
         if gate == seatgate.PROBE:  # seats to be had again: every hold may ask the database
             seatgate.reopen(slot_id)
-        account = get_citizen(account_id, lock=True)
+        check_citizen(account)  # locked by the slot's read
         check_booking_window(
             slot.start, now=now, expatriate=account.is_expatriate, offering=offering, timezone=centre.timezone
         )
@@ -196,10 +230,11 @@ def hold_slot(
             tz=centre.timezone,
             today=slot.local_date,
             suspensions=standing.suspensions,
+            booker_record=record,
         )
         bind_device(account_id, device_id, now)
         released = check_quotas(account_id, group, now, people, standing)
-        _take_seats_for_hold(slot_id, seats, released, now)
+        _free_released(released, slot_id, now)
         values = {
             "account_id": account_id,
             "slot_id": slot_id,
@@ -215,8 +250,9 @@ def hold_slot(
             "device_id": (device_id or None) and device_id[:128],
             "created_at": now,
         }
-        if on_postgres():  # the booking, its people and its notification in one statement
-            booking = insert_booking_with_notice(
+        if on_postgres():  # the seats, the booking, its people and its notification in one statement
+            insert = functools.partial(
+                insert_booking_with_notice,
                 values,
                 people,
                 notice=lambda reference: new_booking_notice(
@@ -224,7 +260,14 @@ def hold_slot(
                 ),
                 dedupe_prefix="booking_held:",
             )
+            try:
+                booking = insert(take_seats=seats)
+            except SlotShort:
+                _take_seats_when_short(slot_id, seats, now)
+                booking = insert()
         else:
+            if not take_seat(slot_id, seats):
+                _take_seats_when_short(slot_id, seats, now)
             booking = insert_booking(values, people)
             notify_booking(
                 booking,
@@ -270,19 +313,23 @@ def _refuse_if_short(slot: Slot, seats: int, now: dt.datetime) -> None:
         raise slot_full(slot.id, seats=seats, available=slot.capacity - slot.booked)
 
 
-def _take_seats_for_hold(slot_id: int, seats: int, released: list[int], now: dt.datetime) -> None:
-    """Take the hold's seats, first freeing the expired holds in the way and, if short, the seats due."""
-    if released:  # released here so they never block the new hold; slots locked in id order
+def _free_released(released: list[int], slot_id: int, now: dt.datetime) -> None:
+    """Free the expired holds in the way of a new hold (`check_quotas`), so they never block it; the slots
+    locked in id order, the new hold's among them."""
+    if released:
         lock_slots([*released, slot_id])
         for expired_slot in sorted(set(released)):
             free_due_seats(expired_slot, now)
+
+
+def _take_seats_when_short(slot_id: int, seats: int, now: dt.datetime) -> None:
+    """The seat UPDATE found the slot short: free the seats that fell due (expired holds, cancels past
+    their delay) and try once more, under the slot lock, so a release committed meanwhile by someone else
+    counts too (409 slot_full if still short)."""
+    lock_slots([slot_id])
+    free_due_seats(slot_id, now)
     if not take_seat(slot_id, seats):
-        # Short: free the seats that fell due (expired holds, cancels past their delay) and try once more,
-        # under the slot lock, so a release committed meanwhile by someone else counts too.
-        lock_slots([slot_id])
-        free_due_seats(slot_id, now)
-        if not take_seat(slot_id, seats):
-            raise slot_full(slot_id, seats=seats)
+        raise slot_full(slot_id, seats=seats)
 
 
 def _apply_or_reread(statement: Any, *, account_id: int, reference: str, done: str) -> Booking | None:

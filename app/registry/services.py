@@ -63,7 +63,7 @@ class DatabaseRegistry:
         person = db.session.get(RegistryPerson, national_id)
         if person is None:
             return None
-        return _record(person)
+        return registry_record(person)
 
     def wards_of(self, guardian_national_id: str) -> list[RegistryRecord]:
         people = db.session.scalars(
@@ -72,10 +72,11 @@ class DatabaseRegistry:
             .where(Guardianship.guardian_national_id == guardian_national_id)
             .order_by(RegistryPerson.date_of_birth, RegistryPerson.national_id)
         )
-        return [_record(person) for person in people]
+        return [registry_record(person) for person in people]
 
 
-def _record(person: RegistryPerson) -> RegistryRecord:
+def registry_record(person: RegistryPerson) -> RegistryRecord:
+    """The record of a row of the local registry table."""
     return RegistryRecord(
         national_id=person.national_id,
         full_name_ar=person.full_name_ar,

@@ -227,12 +227,60 @@ def test_a_sold_out_refusal_writes_nothing(app, client, kit):
     assert writes == []
 
 
-def test_a_hold_is_five_statements_and_a_confirm_two(client, kit, app, monkeypatch):
-    """The slot with its offering, service and centre; the account, locked; the citizen's suspensions,
-    bookings and the group's holders of the applicants (one read); the seat; then the booking, its
-    applicant and its notification in one statement (SQLite: three). Confirming it: the booking read,
-    then (PostgreSQL) its UPDATE with the notification in one statement, in autocommit (SQLite: the
-    UPDATE, the notification, in a transaction)."""
+def test_a_passport_hold_reads_the_registry_record_with_the_slot(client, kit, app, monkeypatch):
+    """A service with an eligibility rule needs the citizen's registry record: with the local registry it
+    comes with the slot's read (the eligibility check finds it in the session), not as a statement of its
+    own, and the rule still refuses (a passport valid for years is not due for renewal)."""
+    import datetime as dt
+
+    from app import clock
+    from booking.draws import forget_active_draws
+    from tests.booking.queries import count_queries
+    from tests.conftest import IS_POSTGRES
+
+    monkeypatch.setitem(app.config, "ACTIVE_DRAWS_SECONDS", 3600)
+    forget_active_draws()
+    slot = kit.slot(kit.offering(service_kw={"code": "passport.renew.q", "eligibility": "passport_renew"}))
+    assert _hold(client, kit.headers_for(kit.citizen_id()), slot.id).status_code == 201  # compiled once
+    headers = kit.headers_for(kit.citizen_id())
+    with count_queries(app) as statements:
+        held = _hold(client, headers, slot.id)
+    assert held.status_code == 201, held.get_json()
+    reads = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert len(reads) == 2, reads  # the slot with the account and the record; the citizen's standing
+    assert "registry_people" in reads[0], reads[0]
+    assert len(statements) == (3 if IS_POSTGRES else 6), statements
+
+    far = clock.now().date() + dt.timedelta(days=3650)
+    refused = _hold(client, kit.headers_for(kit.citizen_id(passport_expiry=far)), slot.id)
+    assert refused.status_code == 403, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "not_eligible"
+
+
+def test_a_reference_drawn_twice_takes_the_seat_once(client, kit, monkeypatch):
+    """A new booking's reference that another booking has is drawn again: on PostgreSQL the seat was
+    already taken by the same statement, and the second draw must not take it again."""
+    import booking.references as references
+
+    slot = kit.slot(kit.offering(), capacity=3)
+    first = _hold(client, kit.headers_for(kit.citizen_id()), slot.id)
+    assert first.status_code == 201, first.get_json()
+    taken = first.get_json()["reference"]
+    draws = iter([taken, taken, "BK-ZZZZZ2"])
+    monkeypatch.setattr(references, "new_reference", lambda: next(draws))
+    second = _hold(client, kit.headers_for(kit.citizen_id()), slot.id)
+    assert second.status_code == 201, second.get_json()
+    assert second.get_json()["reference"] == "BK-ZZZZZ2"
+    assert kit.slot_state(slot.id) == (2, 3)
+    assert kit.seat_holders(slot.id) == 2
+
+
+def test_a_hold_is_three_statements_and_a_confirm_two(client, kit, app, monkeypatch):
+    """The slot with its offering, service and centre, and the account, locked (one read); the citizen's
+    suspensions, bookings and the group's holders of the applicants (one read); then the seat, the
+    booking, its applicant and its notification in one statement (SQLite: the seat UPDATE and three
+    INSERTs). Confirming it: the booking read, then (PostgreSQL) its UPDATE with the notification in one
+    statement, in autocommit (SQLite: the UPDATE, the notification, in a transaction)."""
     from sqlalchemy import event
 
     from app.extensions import db
@@ -250,10 +298,9 @@ def test_a_hold_is_five_statements_and_a_confirm_two(client, kit, app, monkeypat
     with count_queries(app) as statements:
         held = _hold(client, headers, slot.id)
     assert held.status_code == 201, held.get_json()
-    writes = [s.split()[0] for s in statements[3:]]
-    assert writes == (["UPDATE", "WITH"] if IS_POSTGRES else ["UPDATE", "INSERT", "INSERT", "INSERT"]), (
-        statements
-    )
+    assert "FOR UPDATE OF accounts" in statements[0] or not IS_POSTGRES, statements[0]
+    writes = [s.split()[0] for s in statements[2:]]
+    assert writes == (["WITH"] if IS_POSTGRES else ["UPDATE", "INSERT", "INSERT", "INSERT"]), statements
     reference = held.get_json()["reference"]
     engine = kit.call(lambda: db.engine)
     transactions = []
