@@ -131,6 +131,7 @@ def register_logging(app: Flask, settings: Settings) -> None:
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations, Babel, Redis, rate limiter, OpenAPI, SMS sender."""
     from app.accounts.sms import build_sender
+    from app.dialect import register_statement_connections
     from app.extensions import IdConverter, api, babel, db, id_converter_schema, limiter, migrate
     from app.http_headers import register_retry_after_only_on_refusals, register_security_headers
     from app.pool import check_connections_at_checkout
@@ -139,6 +140,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     with app.app_context():
         check_connections_at_checkout(db.engine)
+    register_statement_connections(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
     babel.init_app(app, locale_selector=select_locale)
     redis_client = create_redis(settings)

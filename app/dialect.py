@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Select, text
+from flask import g, has_app_context
+from sqlalchemy import Select, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.database import is_postgres
@@ -27,14 +28,48 @@ def statement_connection() -> Iterator[Any]:
     """Where one statement that needs no transaction around it runs: the session's connection while it has
     a transaction (the statement sees what it wrote, and is part of it), else, on PostgreSQL, a pooled
     connection of its own in autocommit (a BEGIN and a COMMIT or ROLLBACK around one statement are two round
-    trips that change nothing; the session is left as it was)."""
+    trips that change nothing; the session is left as it was).
+
+    That autocommit connection is kept for the rest of the app context (a request's other statements use it
+    too, without a pool checkout and an isolation-level change each), and given back at its end, or as soon
+    as the session begins a transaction: a request never holds two connections at once, so a busy pool
+    cannot wedge requests that each wait for their second."""
     session = db.session()  # the request's Session itself (the scoped proxy lacks in_transaction)
     engine = session.get_bind()
     if is_postgres(engine) and not session.in_transaction():
-        with engine.connect() as connection:
-            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection = g.get(_AUTOCOMMIT)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            setattr(g, _AUTOCOMMIT, connection)
+        try:
+            yield connection
+        except BaseException:
+            release_statement_connection()  # after an error, a fresh one (the pool checks it at checkout)
+            raise
     else:
         yield session.connection()
+
+
+_AUTOCOMMIT = "_statement_connection"
+
+
+def release_statement_connection(*_: Any) -> None:
+    """Give the app context's autocommit connection (`statement_connection`) back to the pool."""
+    connection = g.pop(_AUTOCOMMIT, None)
+    if connection is not None:
+        connection.close()
+
+
+def register_statement_connections(app: Any) -> None:
+    """Autocommit connections given back at the end of each app context, and when a session begins."""
+    app.teardown_appcontext(release_statement_connection)
+    if not event.contains(db.session, "after_transaction_create", _session_begins):  # one per process
+        event.listen(db.session, "after_transaction_create", _session_begins)
+
+
+def _session_begins(session: Any, transaction: Any) -> None:
+    if transaction.parent is None and has_app_context():  # the outermost one, before it takes a connection
+        release_statement_connection()
 
 
 def dialect_insert(model: Any):
