@@ -6,6 +6,7 @@ import importlib
 import os
 from pathlib import Path
 
+from babel import Locale
 from flask import Flask, redirect, request, send_from_directory
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -174,18 +175,33 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         getattr(importlib.import_module(module_name), func)(app)
 
 
-def select_locale() -> str:
+# The two languages as Babel locales, parsed once (Flask-Babel parses whatever the selector returns, on
+# every request, unless it is a Locale already); and the answer for each Accept-Language header seen.
+LOCALES = {"ar": Locale.parse("ar"), "en": Locale.parse("en")}
+_LOCALE_BY_HEADER: dict[str, str | None] = {}
+_LOCALE_BY_HEADER_MAX = 1024
+
+
+def select_locale() -> Locale:
     """Arabic or English: the Accept-Language header, else the account's language, else Arabic."""
-    match = request.accept_languages.best_match(["ar", "en"])
-    if match:
-        return match
+    header = request.headers.get("Accept-Language")
+    if header:
+        if header in _LOCALE_BY_HEADER:
+            match = _LOCALE_BY_HEADER[header]
+        else:
+            match = request.accept_languages.best_match(["ar", "en"])
+            if len(_LOCALE_BY_HEADER) >= _LOCALE_BY_HEADER_MAX:
+                _LOCALE_BY_HEADER.clear()
+            _LOCALE_BY_HEADER[header] = match
+        if match:
+            return LOCALES[match]
     from app.security import current_principal
 
     try:
         principal = current_principal()
     except Exception:  # an invalid token still gets a localised 401
         principal = None
-    return principal.language if principal else "ar"
+    return LOCALES.get(principal.language if principal else "ar", LOCALES["ar"])
 
 
 def register_blueprints(app: Flask) -> None:

@@ -78,7 +78,12 @@ def check(slot_id: int) -> str:
     except redis.RedisError:
         log.warning("seat gate unreachable: asking the database", exc_info=True)
         return OPEN
-    return PROBE if won else CLOSED
+    if won:
+        return PROBE
+    # Another request is asking the database: refuse here without Redis until its answer is due (at most
+    # PROBE_MS, within LOCAL_MS) instead of asking Redis twice more for every hold meanwhile.
+    local[slot_id] = now_ms + min(PROBE_MS, LOCAL_MS)
+    return CLOSED
 
 
 def close(slot_id: int, *, now: dt.datetime, next_release: dt.datetime | None) -> None:
