@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
@@ -124,25 +124,41 @@ _BOOKABLE = (
 
 
 @functools.cache
-def _bookable_for(first_come: bool, registry: bool) -> Any:
-    """`_BOOKABLE` with the holding citizen's account, under its row lock (`FOR UPDATE OF accounts`, the
-    first lock of a hold), and, when the registry is the local table, their registry record when the
-    service has an eligibility rule (handed to the check, which would otherwise ask for it). With the
-    draw check of a first-come hold, when a draw runs in the slot's offering or group.
+def _bookable_for(first_come: bool, registry: bool, lateral: bool) -> Any:
+    """`_BOOKABLE` with the holding citizen's account under its row lock (the first lock of a hold) when
+    the slot has the seats asked for (`seats`), and then, when the registry is the local table, their
+    registry record if the service has an eligibility rule (handed to the check, which would otherwise ask
+    for it). With the draw check of a first-come hold, when a draw runs in the slot's offering or group.
+
+    `lateral` (PostgreSQL): the account comes from a `LATERAL (… FOR UPDATE)` subquery that finds it only
+    when the slot has the seats, so a slot seen short is refused as before, by a read that locks nothing
+    (no transaction id, no WAL: a release day's refusals write nothing). Without it (SQLite, whose writes
+    are serialised anyway) the account is joined as it is.
 
     The slot itself is not locked (a read), so the lock order stays account → slot. Whatever the hold then
     reads about the citizen's own bookings is a later statement, with a snapshot taken after this lock."""
-    statement = _BOOKABLE.add_columns(Account).join(Account, Account.id == bindparam("account"))
+    if lateral:
+        locked = (
+            select(Account)
+            .where(Account.id == bindparam("account"), Slot.capacity - Slot.booked >= bindparam("seats"))
+            .with_for_update()
+            .lateral("holder")
+        )
+        holder = aliased(Account, locked, name="holder")
+        statement = _BOOKABLE.add_columns(holder).outerjoin(locked, true())
+    else:
+        holder = aliased(Account, name="holder")
+        statement = _BOOKABLE.add_columns(holder).join(holder, holder.id == bindparam("account"))
     if registry:
         statement = statement.add_columns(RegistryPerson).outerjoin(
             RegistryPerson,
-            and_(RegistryPerson.national_id == Account.national_id, Service.eligibility != "none"),
+            and_(RegistryPerson.national_id == holder.national_id, Service.eligibility != "none"),
         )
     if first_come:
         statement = statement.add_columns(
             *draws.first_come_columns(Slot.offering_id, Slot.local_date, Service.group, bindparam("account"))
         )
-    return statement.with_for_update(of=Account.__table__)
+    return statement
 
 
 def _bookable_slot(slot_id: int) -> tuple[Slot, Offering, Service, Centre]:
@@ -153,27 +169,30 @@ def _bookable_slot(slot_id: int) -> tuple[Slot, Offering, Service, Centre]:
     return row[0], row[1], row[2], row[3]
 
 
-def _bookable_slot_locking(slot_id: int, account_id: int) -> tuple[Slot, Offering, Service, Centre, Any, Any]:
-    """For a first-come hold: the slot as `_bookable_slot`, the citizen's account, locked, and their
-    registry record for the service's eligibility rule (None: not in the registry; `NOT_READ` when the
-    registry is not the local table or the service has no rule), in one read (`_bookable_for`). The
-    caller checks the account with `check_citizen`.
+def _bookable_slot_locking(
+    slot_id: int, account_id: int, seats: int
+) -> tuple[Slot, Offering, Service, Centre, Any, Any]:
+    """For a first-come hold: the slot as `_bookable_slot`; when it has the `seats`, the citizen's account,
+    locked (else None: the caller locks it, if the hold goes on, with `get_citizen`); and their registry
+    record for the service's eligibility rule (None: not in the registry; `NOT_READ` when not read), in one
+    read (`_bookable_for`). The caller checks the account with `check_citizen`.
 
     When a draw runs in the slot's offering or group, the same read asks the draws, and a day a draw gives
     is refused 409 in_draw (an entry that counts, active_booking_exists) before anything else."""
     check = draws.first_come_check_needed(slot_id)
     local_registry = isinstance(get_registry(), DatabaseRegistry)
     row = db.session.execute(
-        _bookable_for(check, local_registry), {"slot": slot_id, "account": account_id}
+        _bookable_for(check, local_registry, on_postgres()),
+        {"slot": slot_id, "account": account_id, "seats": seats},
     ).first()
     if row is not None and check:
         draws.refuse_first_come(row.draw_id, row.entry_draw, row[2].group)
     if row is None or not row.bookable:
         raise errors.SlotNotFound()
     record = NOT_READ
-    if local_registry and row.Service.eligibility != "none":
+    if row.holder is not None and local_registry and row.Service.eligibility != "none":
         record = registry_record(row.RegistryPerson) if row.RegistryPerson is not None else None
-    return row[0], row[1], row[2], row[3], row.Account, record
+    return row[0], row[1], row[2], row[3], row.holder, record
 
 
 # ----------------------------------------------------------------------- hold → confirm → cancel
@@ -204,7 +223,7 @@ def hold_slot(
     # refusals are most of its traffic). The draw check (409 in_draw) is in the slot's read; its refusals,
     # like slot_not_found, are not abuse and are not recorded.
     try:
-        slot, offering, service, centre, account, record = _bookable_slot_locking(slot_id, account_id)
+        slot, offering, service, centre, account, record = _bookable_slot_locking(slot_id, account_id, seats)
     except AppError:
         db.session.rollback()
         raise
@@ -214,7 +233,8 @@ def hold_slot(
         _refuse_if_short(slot, seats, now)
         if gate == seatgate.PROBE:  # seats to be had again: every hold may ask the database
             seatgate.reopen(slot_id)
-        check_citizen(account)  # locked by the slot's read
+        # Locked by the slot's read, unless that found the slot short (and seats fall due now).
+        account = check_citizen(account) if account is not None else get_citizen(account_id, lock=True)
         check_booking_window(
             slot.start, now=now, expatriate=account.is_expatriate, offering=offering, timezone=centre.timezone
         )
