@@ -441,6 +441,13 @@ def _slot_facts(slot_id: int) -> Any:
     return row
 
 
+def draws_running() -> bool:
+    """Whether any draw keeps days off sale or takes entries (remembered: no query when none runs). A read
+    that carries `first_come_columns` needs nothing more: they answer NULL for a slot no draw concerns."""
+    offerings, _groups = _active_draws()
+    return bool(offerings)
+
+
 def first_come_check_needed(slot_id: int) -> bool:
     """Whether a first-come hold of this slot must ask about draws: one keeps its offering's days off sale
     or takes entries in its group (remembered: no query when no draw runs, the common case)."""

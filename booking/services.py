@@ -179,7 +179,9 @@ def _bookable_slot_locking(
 
     When a draw runs in the slot's offering or group, the same read asks the draws, and a day a draw gives
     is refused 409 in_draw (an entry that counts, active_booking_exists) before anything else."""
-    check = draws.first_come_check_needed(slot_id)
+    # While any draw runs, the read carries the draw columns (NULL for a slot no draw concerns) rather than
+    # first asking which offering and group the slot is in: no round trip of its own.
+    check = draws.draws_running()
     local_registry = isinstance(get_registry(), DatabaseRegistry)
     row = db.session.execute(
         _bookable_for(check, local_registry, on_postgres()),
