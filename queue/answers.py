@@ -57,6 +57,7 @@ class TicketAnswer:
     counter: dict[str, Any] | None
     position: int | None = None
     estimated_wait_minutes: int | None = None
+    placed: bool = False  # position and wait set by the statement that issued it (`with_position` keeps them)
 
     @property
     def current_service(self) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     union_all,
     update,
 )
@@ -283,6 +284,21 @@ def _numbered_insert_statement(columns: tuple[str, ...]):
     )
 
 
+@functools.cache
+def _numbered_insert_with_place_statement(columns: tuple[str, ...], tier: int):
+    """PostgreSQL: `_numbered_insert_statement` and the new ticket's `_place_statement` in one statement:
+    a row per place row, each with the new ticket's id, seq and number. The place is read in the INSERT's
+    snapshot, which cannot see the new ticket itself; the new ticket's id only breaks ties with tickets
+    issued at the same instant, and every ticket the statement can see has a smaller one, so the place is
+    bound with the largest id instead (`_PLACE_IDENT`). Built once per set of columns and rank tier."""
+    new = _numbered_insert_statement(columns).cte("new_ticket")
+    place = _place_statement(tier).subquery("place")
+    return select(new.c.id, new.c.seq, new.c.number, *place.c).select_from(new).join(place, true())
+
+
+_PLACE_IDENT = 2**31 - 1  # larger than any ticket id (an INTEGER column)
+
+
 def _insert_numbered_ticket(values: dict[str, Any], *, prefix: str) -> tuple[int, int, str]:
     """Number and insert a ticket (`values` without seq and number): (id, seq, number)."""
     if on_postgres():
@@ -338,9 +354,11 @@ def _create_ticket(
     appointment_at: dt.datetime | None = None,
     party_size: int = 1,
     service_bookings: list[dict[str, Any] | None] | None = None,
+    place: bool = False,
 ) -> TicketAnswer:
     """Number and add a waiting ticket in its first service's stream (no commit): one INSERT, answered from
-    the values written (no unit of work, nothing loaded again)."""
+    the values written (no unit of work, nothing loaded again). `place`: the answer carries its position
+    and wait (on PostgreSQL, for a one-service visit, read by the same statement)."""
     local_date = centre_today(centre)
     service = services[0]
     values: dict[str, Any] = {
@@ -365,6 +383,8 @@ def _create_ticket(
     }
     # A ticket without bookings keeps SQL NULL there (JSON would write None as 'null').
     written = {k: v for k, v in values.items() if v is not None or k != "service_bookings"}
+    if place and len(services) == 1 and on_postgres():
+        return _insert_placed_ticket(written, values, prefix=service.ticket_prefix, timezone=centre.timezone)
     ticket_id, seq, number = _insert_numbered_ticket(written, prefix=service.ticket_prefix)
     return TicketAnswer(
         id=ticket_id,
@@ -375,6 +395,38 @@ def _create_ticket(
         timezone=centre.timezone,
         counter=None,
     )
+
+
+def _insert_placed_ticket(
+    written: dict[str, Any], values: dict[str, Any], *, prefix: str, timezone: str
+) -> TicketAnswer:
+    """PostgreSQL: number, insert and place a one-service ticket in one statement
+    (`_numbered_insert_with_place_statement`), answered with its position and wait."""
+    ticket = TicketAnswer(
+        id=_PLACE_IDENT,
+        **values,
+        seq=None,
+        number="",
+        **dict.fromkeys(_UNWRITTEN),
+        timezone=timezone,
+        counter=None,
+    )
+    tier, place = ahead_params(ticket)
+    params = {
+        **written,
+        **place,
+        "samples": current_app.config["QUEUE_SERVICE_TIME_SAMPLES"],
+        "seq_centre": written["centre_id"],
+        "seq_service": written["service_code"],
+        "seq_day": written["local_date"],
+        "prefix": prefix,
+    }
+    with statement_connection() as connection:
+        rows = connection.execute(_numbered_insert_with_place_statement(tuple(written), tier), params).all()
+    ticket.id, ticket.seq, ticket.number = rows[0][0], rows[0][1], rows[0][2]
+    _placed(ticket, [row[3:] for row in rows])
+    ticket.placed = True
+    return ticket
 
 
 def _commit_ticket_change(
@@ -419,7 +471,9 @@ def issue_walk_in_ticket(
         centre = get_centre(centre_id)
         require_open(centre)
         visit = visit_services(centre_id, service_code, services)
-    ticket = _create_ticket(centre=centre, services=visit, source="walk_in", vulnerable=vulnerable)
+    ticket = _create_ticket(
+        centre=centre, services=visit, source="walk_in", vulnerable=vulnerable, place=place is not None
+    )
     _commit_ticket_change(centre_id, waiting_delta={ticket.service_code: 1})
     return ticket
 
@@ -739,6 +793,8 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
     stream, then this ticket's own time at each service before its last (it keeps its place in each
     next stream, being requeued with its original issue time). A waiting ticket's figures are read in one
     statement (`_place_statement`)."""
+    if isinstance(ticket, TicketAnswer) and ticket.placed:  # placed by the statement that issued it
+        return ticket
     ticket.position = None
     ticket.estimated_wait_minutes = None
     if ticket.status not in ACTIVE_STATUSES:
@@ -757,6 +813,12 @@ def with_position(ticket: Ticket | TicketAnswer) -> Ticket | TicketAnswer:
     params["samples"] = current_app.config["QUEUE_SERVICE_TIME_SAMPLES"]
     with statement_connection() as connection:
         rows = connection.execute(_place_statement(tier), params).all()
+    return _placed(ticket, rows, own)
+
+
+def _placed(ticket: Any, rows: Sequence[Any], own: float = 0.0) -> Any:
+    """Set the ticket's position and wait from the rows of `_place_statement` (`own`: its own time at the
+    services of its visit before the current one)."""
     ahead = people = counters = 0
     catalogue, samples = None, []
     for row_kind, started_at, ended_at, n, carried, counter_services in rows:
