@@ -299,18 +299,24 @@ def _numbered_insert_with_place_statement(columns: tuple[str, ...], tier: int):
 _PLACE_IDENT = 2**31 - 1  # larger than any ticket id (an INTEGER column)
 
 
+def _numbering_params(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The parameters of `_numbered_insert_statement`: the ticket's values, its stream's and its prefix."""
+    return {
+        **values,
+        "seq_centre": values["centre_id"],
+        "seq_service": values["service_code"],
+        "seq_day": values["local_date"],
+        "prefix": prefix,
+    }
+
+
 def _insert_numbered_ticket(values: dict[str, Any], *, prefix: str) -> tuple[int, int, str]:
     """Number and insert a ticket (`values` without seq and number): (id, seq, number)."""
     if on_postgres():
-        params = {
-            **values,
-            "seq_centre": values["centre_id"],
-            "seq_service": values["service_code"],
-            "seq_day": values["local_date"],
-            "prefix": prefix,
-        }
         with statement_connection() as connection:
-            row = connection.execute(_numbered_insert_statement(tuple(values)), params).one()
+            row = connection.execute(
+                _numbered_insert_statement(tuple(values)), _numbering_params(values, prefix)
+            ).one()
         return row.id, row.seq, row.number
     seq = allocate_ticket_seq(
         centre_id=values["centre_id"], service_code=values["service_code"], local_date=values["local_date"]
@@ -413,13 +419,9 @@ def _insert_placed_ticket(
     )
     tier, place = ahead_params(ticket)
     params = {
-        **written,
+        **_numbering_params(written, prefix),
         **place,
         "samples": current_app.config["QUEUE_SERVICE_TIME_SAMPLES"],
-        "seq_centre": written["centre_id"],
-        "seq_service": written["service_code"],
-        "seq_day": written["local_date"],
-        "prefix": prefix,
     }
     with statement_connection() as connection:
         rows = connection.execute(_numbered_insert_with_place_statement(tuple(written), tier), params).all()
